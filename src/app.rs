@@ -1,0 +1,205 @@
+//! Application assembly: shared state, backends chosen once from settings, the listener, and
+//! graceful shutdown.
+//!
+//! Owns: `App`/`AppState`, [`Application::build`] (binds its own listener, port 0 in tests),
+//! and the shutdown sequence: stop accepting → let in-flight requests finish → at the deadline,
+//! tell open streams to end → exit.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
+use crate::config::Settings;
+use crate::store::Database;
+use crate::telemetry::metrics::Metrics;
+
+/// Size of the in-process cache when Redis is not configured.
+const MEMORY_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct App {
+    pub settings: Settings,
+    pub db: Database,
+    pub cache: Cache,
+    /// Present when `REDIS_URL` is set; shared by the cache and the rate limiter.
+    pub redis: Option<Arc<RedisPool>>,
+    pub metrics: Metrics,
+    /// Cancelled when open streams must end (shutdown deadline reached).
+    pub shutdown: CancellationToken,
+    pub started_at: Instant,
+}
+
+/// Cheap-to-clone handle on [`App`], the state of every route.
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Errors that stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store ({backend}): {source}")]
+    Store {
+        backend: &'static str,
+        source: crate::store::StoreError,
+    },
+    #[error("invalid REDIS_URL: {0}")]
+    Redis(redis::RedisError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl App {
+    /// Connects every backend named by `settings`.
+    pub async fn new(settings: Settings) -> Result<Self, StartError> {
+        let metrics = Metrics::new();
+        let db = Database::connect(&settings.database)
+            .await
+            .map_err(|source| StartError::Store {
+                backend: if settings.database.is_postgres() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
+                source,
+            })?;
+        let cache_metrics = Arc::new(metrics.cache.clone());
+        let (cache, redis) = match &settings.redis {
+            Some(redis_settings) => {
+                let pool = RedisPool::connect(redis_settings)
+                    .await
+                    .map_err(StartError::Redis)?;
+                (
+                    Cache::Redis(RedisCache::new(pool.clone(), cache_metrics)),
+                    Some(pool),
+                )
+            }
+            None => (
+                Cache::Memory(MemoryCache::new(MEMORY_CACHE_BYTES, cache_metrics)),
+                None,
+            ),
+        };
+        Ok(Self {
+            settings,
+            db,
+            cache,
+            redis,
+            metrics,
+            shutdown: CancellationToken::new(),
+            started_at: Instant::now(),
+        })
+    }
+}
+
+/// A built application bound to its listener, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects backends and binds `HOST:PORT` (port 0 = any free port).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let addr = SocketAddr::new(settings.server.host, settings.server.port);
+        let app = App::new(settings).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            state: AppState(Arc::new(app)),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state (tests use it to reach backends).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully within `SHUTDOWN_TIMEOUT_SECS`.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let deadline = state.settings.server.shutdown_timeout;
+        let streams = state.shutdown.clone();
+        let draining = CancellationToken::new();
+        let draining_signal = draining.clone();
+        let router = crate::http::router(state.clone());
+        let serve = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!(
+                deadline_secs = deadline.as_secs(),
+                "shutdown: no longer accepting connections"
+            );
+            draining_signal.cancel();
+            tokio::spawn(async move {
+                tokio::time::sleep(deadline).await;
+                tracing::info!("shutdown deadline: ending open streams");
+                streams.cancel();
+            });
+        });
+        let serve = serve.into_future();
+        tokio::pin!(serve);
+        let result = tokio::select! {
+            r = &mut serve => r,
+            // Last resort when a connection ignores the deadline (e.g. a stuck client).
+            _ = async {
+                draining.cancelled().await;
+                tokio::time::sleep(deadline + Duration::from_secs(3)).await;
+            } => {
+                tracing::warn!("shutdown: connections still open after the deadline; exiting");
+                Ok(())
+            }
+        };
+        state.db.close().await;
+        tracing::info!("shutdown complete");
+        result
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

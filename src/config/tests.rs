@@ -1,0 +1,100 @@
+use super::*;
+
+fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
+    Settings::from_env(&mut Env::from_map(vars.iter().copied()))
+}
+
+fn variables(errors: &ConfigErrors) -> Vec<&str> {
+    errors.0.iter().map(|e| e.variable.as_str()).collect()
+}
+
+#[test]
+fn no_settings_at_all_gives_the_embedded_defaults() {
+    let s = settings(&[]).expect("defaults are valid");
+    assert_eq!(s.environment, Environment::Development);
+    assert_eq!(s.server.port, 8000);
+    assert_eq!(s.server.host.to_string(), "127.0.0.1");
+    assert!(s.database.url.starts_with("sqlite:"));
+    assert!(s.redis.is_none());
+    assert!(s.dev_mode);
+    assert_eq!(s.server.allowed_origins, vec!["http://localhost:3000"]);
+}
+
+#[test]
+fn dev_mode_defaults_off_when_an_sso_is_configured() {
+    let s = settings(&[("SSO_URL", "http://sso.local/")]).expect("valid");
+    assert!(!s.dev_mode);
+    assert_eq!(s.sso_url.as_deref(), Some("http://sso.local"));
+}
+
+#[test]
+fn production_refuses_every_unsafe_setting_at_once() {
+    let err = settings(&[
+        ("ENVIRONMENT", "production"),
+        ("ALLOWED_ORIGINS", "*"),
+        ("DEV_MODE", "true"),
+    ])
+    .expect_err("unsafe production settings must be refused");
+    let vars = variables(&err);
+    assert!(vars.contains(&"ALLOWED_ORIGINS"), "{err}");
+    assert!(vars.contains(&"DEV_MODE"), "{err}");
+    assert!(vars.contains(&"SSO_URL"), "{err}");
+}
+
+#[test]
+fn production_needs_explicit_origins() {
+    let err = settings(&[("ENVIRONMENT", "production"), ("SSO_URL", "https://sso")])
+        .expect_err("empty origins refused");
+    assert_eq!(variables(&err), vec!["ALLOWED_ORIGINS"]);
+}
+
+#[test]
+fn a_safe_production_configuration_is_accepted() {
+    let s = settings(&[
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso.example.com"),
+        (
+            "ALLOWED_ORIGINS",
+            "https://book.example.com, https://www.example.com/",
+        ),
+        ("DATABASE_URL", "postgres://u@db/app"),
+    ])
+    .expect("valid production settings");
+    assert!(!s.dev_mode);
+    assert_eq!(s.database.max_connections, 25);
+    assert_eq!(
+        s.server.allowed_origins,
+        vec!["https://book.example.com", "https://www.example.com"]
+    );
+}
+
+#[test]
+fn every_malformed_value_is_reported_with_its_variable() {
+    let err = settings(&[
+        ("PORT", "eighty"),
+        ("HOST", "not-an-ip"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("LOG_FORMAT", "xml"),
+        ("DEV_MODE", "maybe"),
+    ])
+    .expect_err("malformed values refused");
+    let vars = variables(&err);
+    for v in [
+        "PORT",
+        "HOST",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "LOG_FORMAT",
+        "DEV_MODE",
+    ] {
+        assert!(vars.contains(&v), "{v} missing from {err}");
+    }
+}
+
+#[test]
+fn blank_values_count_as_unset() {
+    let s = settings(&[("REDIS_URL", "  "), ("PORT", "")]).expect("blank = unset");
+    assert!(s.redis.is_none());
+    assert_eq!(s.server.port, 8000);
+}

@@ -1,0 +1,33 @@
+//! `GET /` (name, version, endpoints) and `GET /metrics` (Prometheus text).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+
+/// Service identity and the endpoint list.
+pub async fn index() -> Json<Value> {
+    Json(json!({
+        "name": "study-mode-api",
+        "version": crate::VERSION,
+        "endpoints": {
+            "health": "GET /health",
+            "ready": "GET /health/ready",
+            "metrics": "GET /metrics",
+        }
+    }))
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}

@@ -1,0 +1,69 @@
+//! Entry point: parse the command line, load settings, start telemetry, run. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use study_mode_api::app::{Application, shutdown_signal};
+use study_mode_api::cli::{Cli, Command};
+use study_mode_api::config::Settings;
+use study_mode_api::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_process_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            // A summary only: the settings hold secrets and must never be printed whole.
+            println!(
+                "configuration is valid: environment={:?} store={} cache={} dev_mode={}",
+                settings.environment,
+                if settings.database.is_postgres() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
+                if settings.redis.is_some() {
+                    "redis"
+                } else {
+                    "memory"
+                },
+                settings.dev_mode
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Serve => serve(settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.log);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = app.state();
+    tracing::info!(
+        port = app.port(),
+        store = state.db.backend(),
+        cache = state.cache.backend(),
+        dev_mode = state.settings.dev_mode,
+        "study-mode-api listening"
+    );
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The durable store: connection pools, migrations, warm-up and readiness for PostgreSQL
+//! (production) and SQLite (embedded).
+//!
+//! Owns: how we connect (pool sizes, timeouts, `application_name`, WAL), the schema
+//! (`migrations/`), and store metrics. The ChatKit thread store is built on [`Database`]; this
+//! module must not know the ChatKit protocol.
+
+mod postgres;
+mod sqlite;
+
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::registry::Registry;
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::DatabaseSettings;
+use crate::telemetry::metrics::{HistogramFamily, histogram_family};
+
+/// A connected, migrated database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Errors opening the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Database {
+    /// Connects, applies migrations and warms `min_connections` connections.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let db = if settings.is_postgres() {
+            Database::Postgres(postgres::connect(settings).await?)
+        } else {
+            Database::Sqlite(sqlite::connect(settings).await?)
+        };
+        db.warm(settings.min_connections).await;
+        Ok(db)
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Opens `n` connections at once so the first requests do not pay for the handshakes.
+    /// Runs on every start (the old service only warmed on the first).
+    async fn warm(&self, n: u32) {
+        let checks = (0..n).map(|_| async {
+            match self {
+                Database::Postgres(p) => p.acquire().await.map(drop),
+                Database::Sqlite(p) => p.acquire().await.map(drop),
+            }
+        });
+        let results = futures::future::join_all(checks).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        if failed > 0 {
+            tracing::warn!(failed, "some pool connections could not be warmed");
+        }
+    }
+
+    /// Readiness check: one round trip.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Database::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            Database::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+        }
+    }
+
+    /// Closes the pool (graceful shutdown).
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(p) => p.close().await,
+            Database::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreOpLabels {
+    pub backend: &'static str,
+    pub operation: &'static str,
+}
+
+/// Store latency by backend and operation.
+#[derive(Debug)]
+pub struct StoreMetrics {
+    pub duration: HistogramFamily<StoreOpLabels>,
+}
+
+impl StoreMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            duration: histogram_family(),
+        };
+        registry.register(
+            "store_operation_duration_seconds",
+            "Store operation latency by backend and operation",
+            m.duration.clone(),
+        );
+        m
+    }
+
+    /// Records one operation that started at `started`.
+    pub fn observe(&self, backend: &'static str, operation: &'static str, started: Instant) {
+        self.duration
+            .get_or_create(&StoreOpLabels { backend, operation })
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Shared pool timeouts: broken connections are detected before use (`test_before_acquire`)
+/// and connections are recycled hourly, as a managed PostgreSQL expects.
+fn pool_lifetimes() -> (Duration, Duration) {
+    (Duration::from_secs(3600), Duration::from_secs(600))
+}

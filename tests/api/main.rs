@@ -1,0 +1,12 @@
+//! The one integration-test binary: every test starts the real server (see `helpers`) and talks
+//! to it over HTTP, against real PostgreSQL/Redis or the embedded backends. Organised by route
+//! and by subsystem.
+
+mod helpers;
+
+mod cache;
+mod docs;
+mod errors;
+mod health;
+mod server;
+mod store;
