@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
 use crate::config::Settings;
+use crate::content::Content;
+use crate::ratelimit::RateLimiter;
 use crate::store::Database;
 use crate::telemetry::metrics::Metrics;
 
@@ -29,6 +32,9 @@ pub struct App {
     pub cache: Cache,
     /// Present when `REDIS_URL` is set; shared by the cache and the rate limiter.
     pub redis: Option<Arc<RedisPool>>,
+    pub content: Content,
+    pub auth: Auth,
+    pub limiter: RateLimiter,
     pub metrics: Metrics,
     /// Cancelled when open streams must end (shutdown deadline reached).
     pub shutdown: CancellationToken,
@@ -66,7 +72,7 @@ pub enum StartError {
 impl App {
     /// Connects every backend named by `settings`.
     pub async fn new(settings: Settings) -> Result<Self, StartError> {
-        let metrics = Metrics::new();
+        let mut metrics = Metrics::new();
         let db = Database::connect(&settings.database)
             .await
             .map_err(|source| StartError::Store {
@@ -93,11 +99,18 @@ impl App {
                 None,
             ),
         };
+        let registry = metrics.registry_mut();
+        let content = Content::new(&settings.content, cache.clone(), registry).await;
+        let auth = Auth::new(&settings.auth, settings.dev_mode, registry);
+        let limiter = RateLimiter::new(&settings.ratelimit, redis.clone(), registry);
         Ok(Self {
             settings,
             db,
             cache,
             redis,
+            content,
+            auth,
+            limiter,
             metrics,
             shutdown: CancellationToken::new(),
             started_at: Instant::now(),

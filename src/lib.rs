@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod chatkit;
 pub mod cli;
 pub mod config;
 pub mod content;

@@ -3,8 +3,11 @@
 //! Owns: routes, middleware order, CORS, body and time limits. Handlers are thin: they parse
 //! input into domain types, call one service function and map the result.
 
+mod admin;
+mod chatkit;
 mod health;
 mod root;
+mod suggestions;
 
 use std::time::Duration;
 
@@ -30,6 +33,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(root::metrics))
+        .merge(chatkit::routes())
+        .merge(suggestions::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 

@@ -1,6 +1,9 @@
 //! The tutor: teach, ask and quiz modes over an OpenAI-compatible model, or the offline tutor.
 //!
-//! Owns: prompts, conversation context, model clients. Must not touch the store directly.
+//! Owns: prompts, conversation context, model clients, and the [`turn`] contract through
+//! which the ChatKit server asks for a reply. Must not touch the store directly.
+
+pub mod turn;
 
 use crate::config::{Env, SettingDoc};
 

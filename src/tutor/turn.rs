@@ -1,0 +1,79 @@
+//! The contract between the ChatKit server and whatever produces replies.
+//!
+//! The ChatKit server builds a [`TurnRequest`] from the thread and the request context, calls
+//! [`Responder::respond`], and turns the [`TurnEvent`]s into ChatKit events (it owns item ids,
+//! persistence and event order). Dropping the returned stream must cancel the work behind it
+//! (e.g. the upstream model request): that is how a client disconnect stops a reply.
+
+use futures::stream::BoxStream;
+
+/// Who said a past turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+    /// Context the student never saw (e.g. "the user cancelled the stream").
+    Hidden,
+}
+
+/// One past turn of the thread, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+}
+
+/// Everything a responder may use to answer.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRequest {
+    pub user_id: String,
+    /// Student's display name (`X-User-Name`, `user_name` query, later the token's name).
+    pub user_name: Option<String>,
+    /// Raw `lesson_path` of the request (the responder parses and loads it).
+    pub lesson_path: Option<String>,
+    /// `inference_options.model`, else the `mode` query parameter; `None` = default (teach).
+    pub mode: Option<String>,
+    /// Text the student selected in the lesson (`selected_text` query or `quoted_text`).
+    pub selected_text: Option<String>,
+    /// The student's message; `None` for a start trigger (empty or `__START_TEACHING__`) or a
+    /// continuation after tool output.
+    pub message: Option<String>,
+    /// Earlier turns, oldest first, not including `message`.
+    pub history: Vec<Turn>,
+    /// True when the thread has no title yet: the responder may emit [`TurnEvent::Title`].
+    pub needs_title: bool,
+}
+
+/// What a responder streams back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEvent {
+    /// Text appended to the current content part (sent to the client as soon as it exists).
+    Delta(String),
+    /// Close the current content part and start a new one.
+    NewPart,
+    /// Title for the thread (persisted, then announced with `thread.updated`).
+    Title(String),
+    /// Token usage of the reply, for the record and metrics.
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+}
+
+/// A failure of the reply: becomes a ChatKit `error` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnError {
+    pub message: String,
+    pub allow_retry: bool,
+}
+
+/// The stream of one reply.
+pub type TurnStream = BoxStream<'static, Result<TurnEvent, TurnError>>;
+
+/// Produces replies. Implemented by the deterministic test responder and by the tutor.
+pub trait Responder: Send + Sync + 'static {
+    fn respond(&self, request: TurnRequest) -> TurnStream;
+
+    /// A short description for `/health` (e.g. `offline` or `openai:gpt-4.1-mini`).
+    fn describe(&self) -> String;
+}
