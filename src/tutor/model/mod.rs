@@ -1,0 +1,447 @@
+//! The model tutor: an OpenAI-compatible client (Responses or Chat Completions API) that
+//! streams one reply as [`TurnEvent`]s.
+//!
+//! Owns: the HTTP request, retries before the first token, the four timeouts (connect, first
+//! token, gap between chunks, total), error mapping, usage. The reply is a stream driven by
+//! its consumer (no spawned task), so dropping it drops the response and closes the upstream
+//! connection.
+
+pub mod sse;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::time::Instant;
+
+use self::sse::SseParser;
+use self::wire::{Decoder, WireEvent};
+use super::context::Context;
+use super::metrics::TutorMetrics;
+use super::settings::{ModelApi, ModelSettings};
+use super::turn::{TurnError, TurnEvent, TurnStream};
+
+/// Longest `Retry-After` we honour before the first token.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// A client of one model endpoint. Cheap to share.
+#[derive(Debug)]
+pub struct ModelClient {
+    http: reqwest::Client,
+    settings: ModelSettings,
+    url: String,
+    metrics: TutorMetrics,
+}
+
+impl ModelClient {
+    pub fn new(settings: &ModelSettings, metrics: TutorMetrics) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|e| {
+                // Only a broken TLS setup fails here; the default client still works.
+                tracing::error!(error = %e, "model client builder failed; using defaults");
+                reqwest::Client::new()
+            });
+        let path = match settings.api {
+            ModelApi::Responses => "responses",
+            ModelApi::ChatCompletions => "chat/completions",
+        };
+        Self {
+            http,
+            url: format!("{}/{path}", settings.base_url),
+            settings: settings.clone(),
+            metrics,
+        }
+    }
+
+    /// e.g. `openai-responses:gpt-4.1-mini @ https://api.openai.com/v1`.
+    pub fn describe(&self) -> String {
+        format!(
+            "openai-{}:{} @ {}",
+            self.settings.api.name().replace('_', "-"),
+            self.settings.model,
+            self.settings.base_url
+        )
+    }
+
+    /// Streams the reply for `ctx`.
+    pub fn reply(self: &Arc<Self>, ctx: &Context) -> TurnStream {
+        let body = wire::request_body(self.settings.api, &self.settings.model, ctx);
+        let reply = Reply::new(self.clone(), Bytes::from(body.to_string()), ctx.mode.name());
+        futures::stream::unfold(reply, |mut r| async move {
+            let item = r.next().await?;
+            Some((item, r))
+        })
+        .boxed()
+    }
+
+    fn request(&self, body: &Bytes) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .body(body.clone());
+        if let Some(key) = &self.settings.api_key {
+            req = req.bearer_auth(&key.0);
+        }
+        req
+    }
+}
+
+/// Why a reply ended badly: the metric outcome and what the student is told.
+struct Failure {
+    outcome: &'static str,
+    error: TurnError,
+}
+
+impl Failure {
+    fn new(outcome: &'static str, message: impl Into<String>, allow_retry: bool) -> Self {
+        Self {
+            outcome,
+            error: TurnError {
+                message: message.into(),
+                allow_retry,
+            },
+        }
+    }
+}
+
+/// One reply in progress.
+struct Reply {
+    client: Arc<ModelClient>,
+    body: Bytes,
+    mode: &'static str,
+    started: Instant,
+    total_deadline: Instant,
+    /// Deadline for the first token of the current attempt.
+    first_token_deadline: Instant,
+    last_chunk: Instant,
+    upstream: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+    parser: SseParser,
+    decoder: Decoder,
+    pending: VecDeque<Result<TurnEvent, TurnError>>,
+    got_token: bool,
+    text_in_part: bool,
+    usage: Option<(u64, u64)>,
+    finished: bool,
+}
+
+impl Reply {
+    fn new(client: Arc<ModelClient>, body: Bytes, mode: &'static str) -> Self {
+        let now = Instant::now();
+        let s = &client.settings;
+        Self {
+            total_deadline: now + s.total_timeout,
+            first_token_deadline: now + s.first_token_timeout,
+            client,
+            body,
+            mode,
+            started: now,
+            last_chunk: now,
+            upstream: None,
+            parser: SseParser::new(),
+            decoder: Decoder::default(),
+            pending: VecDeque::new(),
+            got_token: false,
+            text_in_part: false,
+            usage: None,
+            finished: false,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<TurnEvent, TurnError>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.finished {
+                return None;
+            }
+            if self.upstream.is_none() {
+                match self.connect().await {
+                    Ok(stream) => self.upstream = Some(stream),
+                    Err(f) => self.fail(f),
+                }
+                continue;
+            }
+            if let Err(f) = self.read().await {
+                self.fail(f);
+            }
+        }
+    }
+
+    /// Sends the request, retrying 429, 5xx and connection failures with backoff.
+    async fn connect(&mut self) -> Result<BoxStream<'static, reqwest::Result<Bytes>>, Failure> {
+        let (first_token, max_retries, backoff) = {
+            let s = &self.client.settings;
+            (s.first_token_timeout, s.max_retries, s.retry_backoff)
+        };
+        let mut attempt = 0;
+        loop {
+            self.first_token_deadline = (Instant::now() + first_token).min(self.total_deadline);
+            let send = self.client.request(&self.body).send();
+            let failure = match tokio::time::timeout_at(self.first_token_deadline, send).await {
+                Err(_) => return Err(self.timeout()),
+                Ok(Ok(resp)) if resp.status().is_success() => {
+                    self.last_chunk = Instant::now();
+                    return Ok(resp.bytes_stream().boxed());
+                }
+                Ok(Ok(resp)) => {
+                    let retry_after = retry_after(&resp);
+                    (status_failure(resp).await, retry_after)
+                }
+                Ok(Err(e)) => (
+                    Failure::new(
+                        "upstream_unavailable",
+                        format!("cannot reach the model API: {}", error_chain(&e)),
+                        true,
+                    ),
+                    None,
+                ),
+            };
+            let (failure, retry_after) = failure;
+            let wait = retry_after
+                .unwrap_or(backoff * 2u32.saturating_pow(attempt))
+                .min(MAX_RETRY_AFTER);
+            if !failure.error.allow_retry
+                || attempt >= max_retries
+                || Instant::now() + wait >= self.total_deadline
+            {
+                return Err(failure);
+            }
+            attempt += 1;
+            self.client.metrics.retries.inc();
+            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, reason = %failure.error.message, "retrying the model request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Reads one chunk (within the first-token, idle and total deadlines) and decodes it.
+    async fn read(&mut self) -> Result<(), Failure> {
+        let deadline = if self.got_token {
+            self.last_chunk + self.client.settings.idle_timeout
+        } else {
+            self.first_token_deadline
+        }
+        .min(self.total_deadline);
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Ok(());
+        };
+        let chunk = match tokio::time::timeout_at(deadline, upstream.next()).await {
+            Err(_) => return Err(self.timeout()),
+            Ok(None) => return self.end_of_body(),
+            Ok(Some(Err(e))) => {
+                return Err(Failure::new(
+                    "stream_error",
+                    format!("the model stream broke: {}", error_chain(&e)),
+                    true,
+                ));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        self.last_chunk = Instant::now();
+        let events = self
+            .parser
+            .push(&chunk)
+            .map_err(|_| Failure::new("stream_error", "the model sent an endless line", true))?;
+        for event in events {
+            for w in self.decoder.decode(self.client.settings.api, &event) {
+                self.handle(w)?;
+                if self.finished {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: WireEvent) -> Result<(), Failure> {
+        match event {
+            WireEvent::Delta(text) => {
+                if !self.got_token {
+                    self.got_token = true;
+                    self.client.metrics.first_token(self.started.elapsed());
+                }
+                self.text_in_part = true;
+                self.pending.push_back(Ok(TurnEvent::Delta(text)));
+            }
+            WireEvent::NewPart if self.text_in_part => {
+                self.text_in_part = false;
+                self.pending.push_back(Ok(TurnEvent::NewPart));
+            }
+            WireEvent::NewPart => {}
+            WireEvent::Usage { input, output } => self.usage = Some((input, output)),
+            WireEvent::Done => self.complete(),
+            WireEvent::Error { message, retryable } => {
+                return Err(Failure::new("stream_error", message, retryable));
+            }
+        }
+        Ok(())
+    }
+
+    /// The body ended: complete for a Chat Completions server that omits `[DONE]`, else cut off.
+    fn end_of_body(&mut self) -> Result<(), Failure> {
+        if self.decoder.finished {
+            self.complete();
+            return Ok(());
+        }
+        Err(Failure::new(
+            "stream_error",
+            "the model's reply ended before it was complete",
+            true,
+        ))
+    }
+
+    fn complete(&mut self) {
+        if let Some((input, output)) = self.usage {
+            self.client.metrics.usage(input, output);
+            self.pending.push_back(Ok(TurnEvent::Usage {
+                input_tokens: input,
+                output_tokens: output,
+            }));
+        }
+        self.finish("ok");
+    }
+
+    fn timeout(&self) -> Failure {
+        let s = &self.client.settings;
+        let (outcome, what, limit) = if Instant::now() >= self.total_deadline {
+            ("timeout_total", "finish its reply", s.total_timeout)
+        } else if self.got_token {
+            ("timeout_idle", "send more of its reply", s.idle_timeout)
+        } else {
+            (
+                "timeout_first_token",
+                "start answering",
+                s.first_token_timeout,
+            )
+        };
+        Failure::new(
+            outcome,
+            format!(
+                "the model did not {what} within {:.1} s",
+                limit.as_secs_f64()
+            ),
+            true,
+        )
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        tracing::warn!(outcome = failure.outcome, error = %failure.error.message, "model reply failed");
+        self.pending.push_back(Err(failure.error));
+        self.finish(failure.outcome);
+    }
+
+    fn finish(&mut self, outcome: &'static str) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.upstream = None; // closes the connection now, not when the consumer drops us
+        let m = &self.client.metrics;
+        m.reply(self.client.settings.api.name(), self.mode, outcome);
+        m.upstream_duration
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Reply {
+    /// The consumer went away (client disconnect): count it; dropping `upstream` cancels it.
+    fn drop(&mut self) {
+        self.finish("cancelled");
+    }
+}
+
+/// A non-success status as a failure: 429 and 5xx may be retried, other 4xx may not.
+async fn status_failure(resp: reqwest::Response) -> Failure {
+    let status = resp.status();
+    let body = tokio::time::timeout(Duration::from_secs(2), resp.bytes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let detail = error_message(&body)
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let code = status.as_u16();
+    if code == 429 {
+        Failure::new(
+            "upstream_unavailable",
+            format!("the model API is rate-limiting us (HTTP 429){detail}; try again shortly"),
+            true,
+        )
+    } else if status.is_server_error() {
+        Failure::new(
+            "upstream_unavailable",
+            format!("the model API failed (HTTP {code}){detail}"),
+            true,
+        )
+    } else {
+        Failure::new(
+            "upstream_rejected",
+            format!("the model API rejected the request (HTTP {code}){detail}"),
+            false,
+        )
+    }
+}
+
+/// `{"error":{"message":…}}` (OpenAI and most compatible servers) or `{"error":"…"}` (Ollama).
+fn error_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let m = v["error"]["message"]
+        .as_str()
+        .or(v["error"].as_str())
+        .or(v["message"].as_str())?;
+    Some(crate::tutor::text::truncate_chars(m, 300).to_owned())
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let secs: f64 = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); show the chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_error_messages_are_read_from_the_usual_shapes() {
+        assert_eq!(
+            error_message(
+                br#"{"error":{"message":"Incorrect API key","type":"invalid_request_error"}}"#
+            ),
+            Some("Incorrect API key".into())
+        );
+        assert_eq!(
+            error_message(br#"{"error":"model not found"}"#),
+            Some("model not found".into())
+        );
+        assert_eq!(error_message(b"<html>bad gateway</html>"), None);
+    }
+}
