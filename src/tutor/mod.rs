@@ -62,14 +62,16 @@ impl Tutor {
             Some(_) => Engine::Model(Arc::new(ModelClient::new(&settings.model, metrics.clone()))),
             None => Engine::Offline,
         };
-        Self {
+        let tutor = Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 content,
                 engine,
                 metrics,
             }),
-        }
+        };
+        tracing::info!(tutor = %tutor.describe(), "tutor ready");
+        tutor
     }
 
     /// The reply to `request` given its already-loaded `lesson` (`None`: no lesson context).

@@ -11,6 +11,10 @@ use super::mode::Mode;
 /// but both APIs need at least one input message).
 pub const START_MESSAGE: &str = "Hi! I just opened this lesson. Please start teaching me.";
 
+/// The user turn sent upstream when the thread is resumed without a new message (the last
+/// turn is the tutor's own, and a chat model needs a user turn to answer).
+pub const CONTINUE_MESSAGE: &str = "Please go on.";
+
 /// The system instructions of one reply.
 pub fn instructions(ctx: &Context) -> String {
     let name = ctx.student_name.as_deref();

@@ -606,3 +606,18 @@ async fn a_reply_longer_than_the_total_timeout_is_cut_with_an_error() {
     assert!(!text(&events).is_empty(), "partial text comes first");
     assert!(metrics(&registry).contains(r#"outcome="timeout_total"} 1"#));
 }
+
+#[tokio::test]
+async fn a_stream_that_fails_before_its_first_token_is_retried() {
+    let failed = concat!(
+        "event: response.failed\n",
+        r#"data: {"type":"response.failed","sequence_number":2,"response":{"id":"resp_1","status":"failed","error":{"code":"server_error","message":"The model produced invalid content."},"usage":null}}"#,
+        "\n\n",
+    );
+    let upstream = Upstream::start(vec![Answer::sse(failed), Answer::sse(RESPONSES_PLAIN)]).await;
+    let (tutor, _) = model_tutor(&upstream, "responses", &[]).await;
+    let events = collect(tutor.respond_with_lesson(request(Some("x")), None)).await;
+    assert_eq!(upstream.requests().len(), 2);
+    assert!(events.iter().all(Result::is_ok), "{events:?}");
+    assert!(text(&events).starts_with("Hi Ada!"));
+}

@@ -128,6 +128,8 @@ struct Reply {
     decoder: Decoder,
     pending: VecDeque<Result<TurnEvent, TurnError>>,
     got_token: bool,
+    /// Retries used so far (all before the first token).
+    retries: u32,
     text_in_part: bool,
     usage: Option<(u64, u64)>,
     finished: bool,
@@ -150,6 +152,7 @@ impl Reply {
             decoder: Decoder::default(),
             pending: VecDeque::new(),
             got_token: false,
+            retries: 0,
             text_in_part: false,
             usage: None,
             finished: false,
@@ -172,55 +175,87 @@ impl Reply {
                 continue;
             }
             if let Err(f) = self.read().await {
-                self.fail(f);
+                // A stream that breaks before its first token is retried like a 5xx: the
+                // student has seen nothing yet.
+                if self.got_token || f.outcome != "stream_error" {
+                    self.fail(f);
+                } else if let Err(f) = self.before_retry(f, None).await {
+                    self.fail(f);
+                } else {
+                    self.upstream = None;
+                    self.parser = SseParser::new();
+                    self.decoder = Decoder::default();
+                }
             }
         }
     }
 
     /// Sends the request, retrying 429, 5xx and connection failures with backoff.
     async fn connect(&mut self) -> Result<BoxStream<'static, reqwest::Result<Bytes>>, Failure> {
-        let (first_token, max_retries, backoff) = {
-            let s = &self.client.settings;
-            (s.first_token_timeout, s.max_retries, s.retry_backoff)
-        };
-        let mut attempt = 0;
         loop {
-            self.first_token_deadline = (Instant::now() + first_token).min(self.total_deadline);
-            let send = self.client.request(&self.body).send();
-            let failure = match tokio::time::timeout_at(self.first_token_deadline, send).await {
-                Err(_) => return Err(self.timeout()),
-                Ok(Ok(resp)) if resp.status().is_success() => {
-                    self.last_chunk = Instant::now();
-                    return Ok(resp.bytes_stream().boxed());
-                }
-                Ok(Ok(resp)) => {
-                    let retry_after = retry_after(&resp);
-                    (status_failure(resp).await, retry_after)
-                }
-                Ok(Err(e)) => (
-                    Failure::new(
-                        "upstream_unavailable",
-                        format!("cannot reach the model API: {}", error_chain(&e)),
-                        true,
-                    ),
-                    None,
-                ),
-            };
-            let (failure, retry_after) = failure;
-            let wait = retry_after
-                .unwrap_or(backoff * 2u32.saturating_pow(attempt))
-                .min(MAX_RETRY_AFTER);
-            if !failure.error.allow_retry
-                || attempt >= max_retries
-                || Instant::now() + wait >= self.total_deadline
-            {
-                return Err(failure);
+            match self.send().await {
+                Ok(stream) => return Ok(stream),
+                Err((failure, retry_after)) => self.before_retry(failure, retry_after).await?,
             }
-            attempt += 1;
-            self.client.metrics.retries.inc();
-            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, reason = %failure.error.message, "retrying the model request");
-            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// One request: the body stream, or why not (with the server's `Retry-After`).
+    async fn send(
+        &mut self,
+    ) -> Result<BoxStream<'static, reqwest::Result<Bytes>>, (Failure, Option<Duration>)> {
+        let first_token = self.client.settings.first_token_timeout;
+        self.first_token_deadline = (Instant::now() + first_token).min(self.total_deadline);
+        let send = self.client.request(&self.body).send();
+        match tokio::time::timeout_at(self.first_token_deadline, send).await {
+            Err(_) => Err((self.timeout(), None)),
+            Ok(Ok(resp)) if resp.status().is_success() => {
+                self.last_chunk = Instant::now();
+                Ok(resp.bytes_stream().boxed())
+            }
+            Ok(Ok(resp)) => {
+                let retry_after = retry_after(&resp);
+                Err((status_failure(resp).await, retry_after))
+            }
+            Ok(Err(e)) => Err((
+                Failure::new(
+                    "upstream_unavailable",
+                    format!("cannot reach the model API: {}", error_chain(&e)),
+                    true,
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// Waits before the next attempt, or gives `failure` back when it may not be retried
+    /// (not retryable, a timeout, retries used up, or no time left).
+    async fn before_retry(
+        &mut self,
+        failure: Failure,
+        retry_after: Option<Duration>,
+    ) -> Result<(), Failure> {
+        let s = &self.client.settings;
+        let wait = retry_after
+            .unwrap_or(s.retry_backoff * 2u32.saturating_pow(self.retries))
+            .min(MAX_RETRY_AFTER);
+        if !failure.error.allow_retry
+            || failure.outcome.starts_with("timeout")
+            || self.retries >= s.max_retries
+            || Instant::now() + wait >= self.total_deadline
+        {
+            return Err(failure);
+        }
+        self.retries += 1;
+        self.client.metrics.retries.inc();
+        tracing::info!(
+            retry = self.retries,
+            wait_ms = wait.as_millis() as u64,
+            reason = %failure.error.message,
+            "retrying the model request"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// Reads one chunk (within the first-token, idle and total deadlines) and decodes it.

@@ -73,6 +73,9 @@ fn conversation(ctx: &Context) -> Vec<Value> {
         None if ctx.start || out.is_empty() => {
             out.push(json!({"role": "user", "content": prompts::START_MESSAGE}))
         }
+        None if out.last().is_some_and(|m| m["role"] != "user") => {
+            out.push(json!({"role": "user", "content": prompts::CONTINUE_MESSAGE}))
+        }
         None => {}
     }
     out
@@ -210,6 +213,61 @@ mod tests {
             event: event.map(Into::into),
             data: data.into(),
         }
+    }
+
+    fn context(message: Option<&str>, history: &[(Role, &str)]) -> Context {
+        let request = crate::tutor::turn::TurnRequest {
+            message: message.map(Into::into),
+            history: history
+                .iter()
+                .map(|(role, text)| crate::tutor::turn::Turn {
+                    role: *role,
+                    text: (*text).into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let settings = crate::tutor::settings::TutorSettings::default();
+        Context::build(request, crate::tutor::Mode::Ask, None, &settings)
+    }
+
+    #[test]
+    fn the_conversation_always_ends_with_a_user_turn() {
+        let body = |ctx: &Context| request_body(ModelApi::Responses, "m", ctx)["input"].clone();
+        let start = body(&context(None, &[]));
+        assert_eq!(
+            start,
+            json!([{"role": "user", "content": prompts::START_MESSAGE}])
+        );
+        let resumed = body(&context(None, &[(Role::User, "q"), (Role::Assistant, "a")]));
+        assert_eq!(
+            resumed[2],
+            json!({"role": "user", "content": prompts::CONTINUE_MESSAGE})
+        );
+        let hidden = body(&context(
+            Some("next"),
+            &[(Role::Hidden, "the user cancelled")],
+        ));
+        assert_eq!(hidden[0]["role"], "system");
+        assert_eq!(hidden[1], json!({"role": "user", "content": "next"}));
+    }
+
+    #[test]
+    fn chat_completions_put_the_instructions_first_as_a_system_message() {
+        let body = request_body(
+            ModelApi::ChatCompletions,
+            "llama3",
+            &context(Some("q"), &[]),
+        );
+        assert_eq!(body["model"], "llama3");
+        assert_eq!(body["messages"][0]["role"], "system");
+        assert!(
+            body["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("one to three"))
+        );
+        assert_eq!(body["messages"][1], json!({"role": "user", "content": "q"}));
+        assert!(body.get("instructions").is_none());
     }
 
     #[test]
