@@ -1,6 +1,8 @@
 //! The tutor against a fake model server speaking both OpenAI wire formats, and the offline
 //! tutor through the `Responder` contract.
 
+#[path = "tutor_bench.rs"]
+mod bench;
 #[path = "tutor_transcripts.rs"]
 mod transcripts;
 #[path = "tutor_upstream.rs"]

@@ -12,6 +12,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
+/// The clock shared by the fake server and benchmarks.
+pub fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
 /// One step of a streamed body.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -21,6 +27,9 @@ pub enum Step {
     Yield,
     /// Send nothing more, ever (a stalled upstream).
     Hang,
+    /// A Chat Completions chunk whose content is the time of sending: microseconds since
+    /// [`epoch`] (benchmarks measure the client's overhead with it).
+    Stamp,
 }
 
 /// The answer to one request.
@@ -200,6 +209,13 @@ fn stream(steps: Vec<Step>, shared: Arc<Shared>) -> Response {
                 Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
                 Some(Step::Yield) => tokio::task::yield_now().await,
                 Some(Step::Hang) => std::future::pending::<()>().await,
+                Some(Step::Stamp) => {
+                    let micros = epoch().elapsed().as_micros();
+                    let chunk = format!(
+                        "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{micros}\"}},\"finish_reason\":null}}]}}\n\n"
+                    );
+                    return Some((Ok(Bytes::from(chunk)), (steps, guard)));
+                }
             }
         }
     });
