@@ -131,14 +131,11 @@ fn greeting(ctx: &Context) -> String {
 /// question as an answer, give feedback and move on to the next section.
 fn teach(ctx: &Context, lesson: &Prepared) -> String {
     if ctx.start {
-        return format!(
-            "{} Let's work through **{}** together, one idea at a time.\n\n{}",
-            greeting(ctx),
-            lesson.title,
-            lesson_step(ctx, lesson, 0, &[])
-        );
+        return start(ctx, lesson);
     }
-    let message = ctx.query().unwrap_or_default();
+    let Some(message) = ctx.message.as_deref() else {
+        return resume(ctx, lesson);
+    };
     let answering = ctx.selected_text.is_none() && !looks_like_question(message);
     if let (true, Some(taught)) = (answering, last_taught(ctx, lesson)) {
         return feedback_and_next(ctx, lesson, taught, message);
@@ -155,6 +152,42 @@ fn teach(ctx: &Context, lesson: &Prepared) -> String {
     }
 }
 
+/// The greeting: the lesson's title, the first sentence of its introduction (text before the
+/// first heading), then its first idea.
+fn start(ctx: &Context, lesson: &Prepared) -> String {
+    let first = &lesson.sections[0];
+    let has_intro = first.heading.is_empty() && lesson.sections.len() > 1;
+    let intro = if has_intro {
+        format!(" {}", first.sentences[0])
+    } else {
+        String::new()
+    };
+    format!(
+        "{} Let's work through **{}** together, one idea at a time.{intro}\n\n{}",
+        greeting(ctx),
+        lesson.title,
+        lesson_step(ctx, lesson, usize::from(has_intro), &[])
+    )
+}
+
+/// No new message in a thread that has begun (the panel was reopened): go on from the
+/// section after the one taught last.
+fn resume(ctx: &Context, lesson: &Prepared) -> String {
+    let next = last_taught(ctx, lesson).map_or(0, |i| i + 1);
+    if next >= lesson.sections.len() {
+        return format!(
+            "We've covered all of **{}**. Ask me about any part of it, or switch to quiz mode to \
+             test yourself.",
+            lesson.title
+        );
+    }
+    format!(
+        "{} Let's pick up where we left off.\n\n{}",
+        greeting(ctx),
+        lesson_step(ctx, lesson, next, &[])
+    )
+}
+
 fn feedback_and_next(ctx: &Context, lesson: &Prepared, taught: usize, answer: &str) -> String {
     let section = &lesson.sections[taught];
     let expected = section.sentences.join(" ");
@@ -163,15 +196,23 @@ fn feedback_and_next(ctx: &Context, lesson: &Prepared, taught: usize, answer: &s
         .as_deref()
         .map(|n| format!(", {n}"))
         .unwrap_or_default();
-    let hits = overlap(answer, &expected);
-    let feedback = if hits >= 2 || (hits == 1 && tokens(answer).len() <= 3) {
-        format!("Yes{name}, that's the idea.")
+    // Words of the question itself ("what is **closure**?") prove nothing.
+    let asked: HashSet<String> = tokens(&term_of(section).unwrap_or_default())
+        .into_iter()
+        .collect();
+    let hits = overlap(answer, &expected, &asked);
+    let right = hits >= 2 || (hits == 1 && tokens(answer).len() <= 2);
+    let (feedback, bridge) = if right {
+        (format!("Yes{name}, that's the idea."), "Building on that:")
     } else {
-        format!("Not quite{name}. The key point: {}", section.sentences[0])
+        (
+            format!("Not quite{name}. The key point: {}", section.sentences[0]),
+            "Let's keep going:",
+        )
     };
     match lesson.sections.get(taught + 1) {
         Some(_) => format!(
-            "{feedback}\n\nBuilding on that:\n\n{}",
+            "{feedback}\n\n{bridge}\n\n{}",
             lesson_step(ctx, lesson, taught + 1, &[])
         ),
         None => format!(
@@ -185,11 +226,11 @@ fn feedback_and_next(ctx: &Context, lesson: &Prepared, taught: usize, answer: &s
 /// One idea (a few sentences of section `i`, the most relevant to `query`) and one question.
 fn lesson_step(ctx: &Context, lesson: &Prepared, i: usize, query: &[String]) -> String {
     let section = &lesson.sections[i];
-    let explanation = pick_sentences(&section.sentences, query, 3).join(" ");
+    let explanation = prose(&pick_sentences(&section.sentences, query, 3));
     let head = if section.heading.is_empty() {
         String::new()
     } else {
-        format!("**{}**: ", section.heading)
+        format!("**{}**\n\n", section.heading)
     };
     format!("{head}{explanation}\n\n{}", checking_question(ctx, section))
 }
@@ -200,8 +241,7 @@ fn checking_question(ctx: &Context, section: &PreparedSection) -> String {
         .as_deref()
         .map(|n| format!("{n}, "))
         .unwrap_or_default();
-    let term = section.sentences.iter().find_map(|s| bold_term(s));
-    match term {
+    match section.sentences.iter().find_map(|s| bold_term(s)) {
         Some(term) => format!("**Check:** {who}in your own words, what is **{term}**?"),
         None if !section.heading.is_empty() => format!(
             "**Check:** {who}how would you explain **{}** in your own words?",
@@ -209,6 +249,15 @@ fn checking_question(ctx: &Context, section: &PreparedSection) -> String {
         ),
         None => format!("**Check:** {who}what is the main idea here, in your own words?"),
     }
+}
+
+/// What the checking question of `section` asks about: its first bold term, else its heading.
+fn term_of(section: &PreparedSection) -> Option<String> {
+    section
+        .sentences
+        .iter()
+        .find_map(|s| bold_term(s))
+        .or_else(|| (!section.heading.is_empty()).then(|| section.heading.clone()))
 }
 
 fn bold_term(sentence: &str) -> Option<String> {
@@ -240,7 +289,22 @@ fn ask(ctx: &Context, lesson: &Prepared) -> String {
             lesson.title, lesson.sections[0].sentences[0]
         );
     }
-    picked.join(" ")
+    prose(&picked)
+}
+
+/// Sentences joined as a paragraph; list items without a full stop get one.
+fn prose(sentences: &[String]) -> String {
+    sentences
+        .iter()
+        .map(|s| {
+            if s.ends_with(['.', '!', '?', ':']) {
+                s.clone()
+            } else {
+                format!("{s}.")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Up to `max` sentences sharing the most words with `query` (the first ones when nothing
@@ -319,12 +383,14 @@ fn looks_like_question(message: &str) -> bool {
     m.ends_with('?') || STARTS.iter().any(|s| m.starts_with(s))
 }
 
-fn overlap(answer: &str, expected: &str) -> usize {
+/// Distinct words of `answer` found in `expected`, not counting `ignored` ones.
+fn overlap(answer: &str, expected: &str, ignored: &HashSet<String>) -> usize {
     let expected: HashSet<String> = tokens(&plain(expected)).into_iter().collect();
     tokens(answer)
         .into_iter()
         .collect::<HashSet<_>>()
-        .intersection(&expected)
+        .iter()
+        .filter(|w| expected.contains(*w) && !ignored.contains(*w))
         .count()
 }
 

@@ -102,7 +102,7 @@ fn definition(sentence: &str) -> Option<Question> {
     };
     let answer = words[rest_at..].join(" ");
     let answer = answer.trim_end_matches(['.', '!', ':', ';']).to_owned();
-    if answer.split_whitespace().count() < 3 {
+    if answer.split_whitespace().count() < 3 || !defines(sentence, verb, &answer) {
         return None;
     }
     let subject = subject.join(" ");
@@ -115,6 +115,18 @@ fn definition(sentence: &str) -> Option<Question> {
         answer,
         explanation: text,
     })
+}
+
+/// True when the sentence reads as a definition rather than a remark ("Closures are one of
+/// Rust's best features"): the predicate names a kind of thing (`a`, `an`, `the`), the verb is
+/// `means`/`refers to`, or the author bolded the subject.
+fn defines(sentence: &str, verb: &str, answer: &str) -> bool {
+    let lower = answer.to_lowercase();
+    matches!(verb, "means" | "refers")
+        || ["a ", "an ", "the "].iter().any(|a| lower.starts_with(a))
+        || sentence.trim_start().starts_with("**")
+        || sentence.trim_start().starts_with("A **")
+        || sentence.trim_start().starts_with("The **")
 }
 
 /// A sentence with a **bold term** → "Fill in the blank" with the term as the answer.

@@ -64,7 +64,14 @@ fn the_start_trigger_greets_by_name_names_the_lesson_and_asks_one_question() {
         reply.starts_with("Hi Ada! Let's work through **Ownership in Rust**"),
         "{reply}"
     );
-    assert!(reply.contains("without a garbage collector"), "{reply}");
+    assert!(
+        reply.contains("without a garbage collector"),
+        "intro sentence: {reply}"
+    );
+    assert!(
+        reply.contains("**Owners**\n\n**Ownership** is a set of rules"),
+        "first idea: {reply}"
+    );
     assert_eq!(
         reply.matches('?').count(),
         1,
@@ -79,7 +86,7 @@ fn teach_explains_the_section_the_question_is_about_and_bolds_its_term() {
         Some("what does the borrow checker do?"),
         vec![],
     ));
-    assert!(reply.contains("**Borrowing**"), "{reply}");
+    assert!(reply.contains("**Borrowing**\n\n"), "{reply}");
     assert!(reply.contains("outlive"), "{reply}");
     assert!(reply.contains("what is **borrow checker**?"), "{reply}");
     assert!(reply.contains("Ada"), "{reply}");
@@ -99,6 +106,15 @@ fn teach_gives_feedback_on_an_answer_and_builds_the_next_idea_on_it() {
     assert!(
         good.contains("**Moves**"),
         "moves on to the next section: {good}"
+    );
+    let echo = reply_text(&ctx(
+        "teach",
+        Some("it is about ownership"),
+        history.clone(),
+    ));
+    assert!(
+        echo.starts_with("Not quite"),
+        "repeating the asked term is not an answer: {echo}"
     );
     let bad = reply_text(&ctx("teach", Some("no clue honestly"), history));
     assert!(
@@ -215,4 +231,16 @@ fn without_a_lesson_the_offline_tutor_says_it_cannot_see_it() {
     let mut c = ctx("ask", Some("what is ownership?"), vec![]);
     c.lesson = None;
     assert!(reply_text(&c).contains("can't see this lesson's text"));
+}
+
+#[test]
+fn a_resumed_teach_thread_goes_on_with_the_next_section() {
+    let first = reply_text(&ctx("teach", Some("explain owners"), vec![]));
+    let history = vec![student("explain owners"), tutor(&first)];
+    let resumed = reply_text(&ctx("teach", None, history));
+    assert!(
+        resumed.starts_with("Hi Ada! Let's pick up where we left off."),
+        "{resumed}"
+    );
+    assert!(resumed.contains("**Moves**"), "{resumed}");
 }
