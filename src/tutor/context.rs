@@ -317,4 +317,18 @@ pub(crate) mod tests {
         let ctx = Context::build(request, Mode::Quiz, None, &TutorSettings::default());
         assert_eq!(ctx.score(), Some((1, 2)));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn the_cut_lesson_never_exceeds_the_budget(
+            sections in proptest::collection::vec(("[a-z ]{0,12}", "[a-zé .\n]{0,300}"), 0..8),
+            budget in 1usize..1500,
+        ) {
+            let pairs: Vec<(&str, &str)> =
+                sections.iter().map(|(h, t)| (h.as_str(), t.as_str())).collect();
+            let (text, omitted) = cut_to_budget(&lesson("T", &pairs), budget);
+            proptest::prop_assert!(text.chars().count() <= budget, "{} > {budget}", text.chars().count());
+            proptest::prop_assert!(omitted.len() <= sections.len());
+        }
+    }
 }

@@ -244,3 +244,54 @@ fn a_resumed_teach_thread_goes_on_with_the_next_section() {
     );
     assert!(resumed.contains("**Moves**"), "{resumed}");
 }
+
+mod properties {
+    use super::*;
+    use crate::content::Section;
+    use proptest::prelude::*;
+
+    fn any_lesson() -> impl Strategy<Value = Arc<Lesson>> {
+        let text = "[a-zA-Zé🦀 *`_\\[\\]().,!?:#>\n-]{0,200}";
+        prop::collection::vec(("[a-zA-Z ?*]{0,20}", text, 0u8..4), 0..6).prop_map(|raw| {
+            let sections: Vec<Section> = raw
+                .into_iter()
+                .map(|(heading, text, level)| Section {
+                    heading,
+                    level,
+                    text,
+                })
+                .collect();
+            Arc::new(Lesson {
+                path: "p".into(),
+                title: "T".into(),
+                sidebar_label: None,
+                description: None,
+                body: sections.iter().map(|s| s.text.as_str()).collect(),
+                sections,
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn any_lesson_message_and_mode_gets_a_deterministic_non_empty_reply(
+            lesson in any_lesson(),
+            message in prop::option::of("[a-zA-Zé*?!. ]{0,40}"),
+            previous in prop::option::of("[a-zA-Z*:0-9/\n ]{0,80}"),
+            mode in prop::sample::select(vec!["teach", "ask", "quiz"]),
+        ) {
+            let history: Vec<Turn> = previous.into_iter().map(|p| tutor(&p)).collect();
+            let request = TurnRequest {
+                message,
+                history,
+                ..TurnRequest::default()
+            };
+            let mode = Mode::resolve(Some(mode)).expect("mode");
+            let ctx = Context::build(request, mode, Some(lesson), &TutorSettings::default());
+            let a = reply_text(&ctx);
+            prop_assert!(!a.trim().is_empty());
+            prop_assert_eq!(a, reply_text(&ctx));
+        }
+    }
+}
