@@ -623,3 +623,21 @@ async fn a_stream_that_fails_before_its_first_token_is_retried() {
     assert!(events.iter().all(Result::is_ok), "{events:?}");
     assert!(text(&events).starts_with("Hi Ada!"));
 }
+
+#[tokio::test]
+async fn a_server_that_ignores_stream_true_still_gets_its_reply_shown() {
+    let whole = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1755430200,"model":"llama3.2","choices":[{"index":0,"message":{"role":"assistant","content":"Ownership means one owner."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25}}"#;
+    let upstream = Upstream::start(vec![Answer::status(200, whole)]).await;
+    let (tutor, _) = model_tutor(&upstream, "chat_completions", &[]).await;
+    let events = collect(tutor.respond_with_lesson(request(Some("x")), None)).await;
+    assert_eq!(
+        events,
+        vec![
+            Ok(TurnEvent::Delta("Ownership means one owner.".into())),
+            Ok(TurnEvent::Usage {
+                input_tokens: 20,
+                output_tokens: 5
+            }),
+        ]
+    );
+}

@@ -12,9 +12,19 @@ use futures::stream::BoxStream;
 use tokio::time::Instant;
 
 use super::sse::SseParser;
-use super::wire::{Decoder, WireEvent};
+use super::wire::{self, Decoder, WireEvent};
 use super::{MAX_RETRY_AFTER, ModelClient, error_chain, retry_after, status_failure};
 use crate::tutor::turn::{TurnError, TurnEvent};
+
+/// Largest non-streamed (JSON) reply we accept.
+const MAX_JSON_BODY: usize = 4 << 20;
+
+fn is_json(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
 
 /// Why a reply ended badly: the metric outcome and what the student is told.
 pub(super) struct Failure {
@@ -51,6 +61,9 @@ pub(super) struct Reply {
     upstream: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
     parser: SseParser,
     decoder: Decoder,
+    /// The whole body, when the server answered with one JSON document instead of a stream
+    /// (servers that ignore `stream: true`).
+    json_body: Option<Vec<u8>>,
     pending: VecDeque<Result<TurnEvent, TurnError>>,
     got_token: bool,
     /// Retries used so far (all before the first token).
@@ -75,6 +88,7 @@ impl Reply {
             upstream: None,
             parser: SseParser::new(),
             decoder: Decoder::default(),
+            json_body: None,
             pending: VecDeque::new(),
             got_token: false,
             retries: 0,
@@ -110,6 +124,7 @@ impl Reply {
                     self.upstream = None;
                     self.parser = SseParser::new();
                     self.decoder = Decoder::default();
+                    self.json_body = None;
                 }
             }
         }
@@ -136,6 +151,7 @@ impl Reply {
             Err(_) => Err((self.timeout(), None)),
             Ok(Ok(resp)) if resp.status().is_success() => {
                 self.last_chunk = Instant::now();
+                self.json_body = is_json(&resp).then(Vec::new);
                 Ok(resp.bytes_stream().boxed())
             }
             Ok(Ok(resp)) => {
@@ -207,6 +223,17 @@ impl Reply {
             Ok(Some(Ok(chunk))) => chunk,
         };
         self.last_chunk = Instant::now();
+        if let Some(body) = self.json_body.as_mut() {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_JSON_BODY {
+                return Err(Failure::new(
+                    "stream_error",
+                    "the model's reply is too large",
+                    false,
+                ));
+            }
+            return Ok(());
+        }
         let events = self
             .parser
             .push(&chunk)
@@ -248,6 +275,14 @@ impl Reply {
 
     /// The body ended: complete for a Chat Completions server that omits `[DONE]`, else cut off.
     fn end_of_body(&mut self) -> Result<(), Failure> {
+        if let Some(body) = self.json_body.take() {
+            for w in wire::decode_whole(self.client.settings.api, &body) {
+                self.handle(w)?;
+            }
+        }
+        if self.finished {
+            return Ok(());
+        }
         if self.decoder.finished {
             self.complete();
             return Ok(());

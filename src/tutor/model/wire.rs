@@ -152,6 +152,41 @@ impl Decoder {
     }
 }
 
+/// The events of a whole (non-streamed) reply: a server that ignored `stream: true` answers
+/// with the final JSON document of either API.
+pub fn decode_whole(api: ModelApi, body: &[u8]) -> Vec<WireEvent> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return vec![malformed(&String::from_utf8_lossy(body))];
+    };
+    if v["error"].is_object() || v["error"].is_string() {
+        return vec![upstream_error(&v)];
+    }
+    let parts: Vec<String> = match api {
+        ModelApi::Responses => v["output"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["text"].as_str().map(str::to_owned))
+            .collect(),
+        ModelApi::ChatCompletions => v["choices"][0]["message"]["content"]
+            .as_str()
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (i, part) in parts.into_iter().filter(|p| !p.is_empty()).enumerate() {
+        if i > 0 {
+            out.push(WireEvent::NewPart);
+        }
+        out.push(WireEvent::Delta(part));
+    }
+    out.extend(usage(&v["usage"]));
+    out.push(WireEvent::Done);
+    out
+}
+
 fn text(v: &Value) -> Vec<WireEvent> {
     match v.as_str() {
         Some(s) if !s.is_empty() => vec![WireEvent::Delta(s.to_owned())],
@@ -179,7 +214,10 @@ fn upstream_error(v: &Value) -> WireEvent {
     } else {
         v
     };
-    let message = e["message"].as_str().unwrap_or("unknown error");
+    let message = e["message"]
+        .as_str()
+        .or(v["error"].as_str())
+        .unwrap_or("unknown error");
     let code = e["code"].as_str().or(e["type"].as_str()).unwrap_or("");
     let retryable = !matches!(
         code,
@@ -343,6 +381,40 @@ mod tests {
             }]
         );
         assert_eq!(d.decode(api, &sse(None, "[DONE]")), vec![WireEvent::Done]);
+    }
+
+    #[test]
+    fn whole_json_replies_of_both_apis_are_decoded() {
+        let chat = br#"{"id":"chatcmpl-1","object":"chat.completion","model":"llama3.2","choices":[{"index":0,"message":{"role":"assistant","content":"Whole reply."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#;
+        assert_eq!(
+            decode_whole(ModelApi::ChatCompletions, chat),
+            vec![
+                WireEvent::Delta("Whole reply.".into()),
+                WireEvent::Usage {
+                    input: 9,
+                    output: 3
+                },
+                WireEvent::Done
+            ]
+        );
+        let responses = br#"{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"One."},{"type":"output_text","text":"Two."}]}],"usage":{"input_tokens":4,"output_tokens":2}}"#;
+        assert_eq!(
+            decode_whole(ModelApi::Responses, responses),
+            vec![
+                WireEvent::Delta("One.".into()),
+                WireEvent::NewPart,
+                WireEvent::Delta("Two.".into()),
+                WireEvent::Usage {
+                    input: 4,
+                    output: 2
+                },
+                WireEvent::Done
+            ]
+        );
+        assert!(matches!(
+            &decode_whole(ModelApi::ChatCompletions, br#"{"error":"model 'x' not found"}"#)[0],
+            WireEvent::Error { message, .. } if message.contains("model 'x' not found")
+        ));
     }
 
     #[test]
