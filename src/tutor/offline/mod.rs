@@ -143,13 +143,28 @@ fn teach(ctx: &Context, lesson: &Prepared) -> String {
     let mut query = tokens(message);
     query.extend(ctx.selected_text.as_deref().map(tokens).unwrap_or_default());
     match lesson.index.best(&query) {
-        Some((i, _)) => lesson_step(ctx, lesson, i, &query),
+        Some((i, _)) => format!("{}{}", quote(ctx), lesson_step(ctx, lesson, i, &query)),
         None => format!(
             "**{}** doesn't cover that directly, so let's stay with the lesson.\n\n{}",
             lesson.title,
             lesson_step(ctx, lesson, 0, &[])
         ),
     }
+}
+
+/// The passage the student selected, quoted (shortened), so the reply says what it explains.
+fn quote(ctx: &Context) -> String {
+    let Some(selected) = &ctx.selected_text else {
+        return String::new();
+    };
+    let one_line = selected.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short = super::text::truncate_chars(&one_line, 160);
+    let ellipsis = if short.len() < one_line.len() {
+        "…"
+    } else {
+        ""
+    };
+    format!("> {short}{ellipsis}\n\n")
 }
 
 /// The greeting: the lesson's title, the first sentence of its introduction (text before the

@@ -159,6 +159,17 @@ fn ask_uses_the_selected_text_as_the_question() {
 }
 
 #[test]
+fn teach_quotes_the_selected_passage_before_explaining_it() {
+    let mut c = ctx("teach", Some("what does this mean?"), vec![]);
+    c.selected_text = Some("the old variable\n can no longer be used".into());
+    let reply = reply_text(&c);
+    assert!(
+        reply.starts_with("> the old variable can no longer be used\n\n**Moves**"),
+        "{reply}"
+    );
+}
+
+#[test]
 fn ask_says_so_when_the_lesson_does_not_cover_the_question() {
     let reply = reply_text(&ctx("ask", Some("how do I bake bread?"), vec![]));
     assert!(
