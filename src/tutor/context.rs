@@ -16,6 +16,7 @@ const MAX_SELECTED_CHARS: usize = 2000;
 /// Everything one reply is built from.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The mode of this reply (teach for a start trigger).
     pub mode: Mode,
     /// The student opened the lesson (start trigger): greet and start teaching.
     pub start: bool,

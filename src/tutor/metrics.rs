@@ -15,6 +15,7 @@ use crate::telemetry::metrics::latency_histogram;
 pub struct ReplyLabels {
     /// `offline` or the model API (`responses`, `chat_completions`).
     pub tutor: &'static str,
+    /// `teach`, `ask`, `quiz` (or `unknown` for a refused mode).
     pub mode: &'static str,
     /// `ok`, `cancelled`, `upstream_rejected`, `upstream_unavailable`, `stream_error`,
     /// `timeout_first_token`, `timeout_idle`, `timeout_total`, `bad_request`.
@@ -38,6 +39,7 @@ pub struct TutorMetrics {
 }
 
 impl TutorMetrics {
+    /// Creates the series and registers them on `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             replies: Family::default(),
@@ -74,6 +76,7 @@ impl TutorMetrics {
         m
     }
 
+    /// Counts one finished reply.
     pub fn reply(&self, tutor: &'static str, mode: &'static str, outcome: &'static str) {
         self.replies
             .get_or_create(&ReplyLabels {
@@ -84,6 +87,7 @@ impl TutorMetrics {
             .inc();
     }
 
+    /// Counts the tokens of one reply.
     pub fn usage(&self, input: u64, output: u64) {
         self.tokens
             .get_or_create(&TokenLabels { kind: "input" })
@@ -93,6 +97,7 @@ impl TutorMetrics {
             .inc_by(output);
     }
 
+    /// Records the time to the first text token of one reply.
     pub fn first_token(&self, after: Duration) {
         self.time_to_first_token.observe(after.as_secs_f64());
     }

@@ -17,6 +17,7 @@ impl Mode {
     /// Every mode, in the order they are offered.
     pub const ALL: [Mode; 3] = [Mode::Teach, Mode::Ask, Mode::Quiz];
 
+    /// The name clients send (`teach`, `ask`, `quiz`).
     pub fn name(self) -> &'static str {
         match self {
             Mode::Teach => "teach",

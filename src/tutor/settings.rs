@@ -55,6 +55,7 @@ pub struct ModelSettings {
     /// Without a trailing slash.
     pub base_url: String,
     pub api: ModelApi,
+    /// Model name sent upstream (`STUDY_MODE_MODEL`).
     pub model: String,
     pub connect_timeout: Duration,
     pub first_token_timeout: Duration,
@@ -69,6 +70,7 @@ pub struct ModelSettings {
 /// Settings of the tutor.
 #[derive(Debug, Clone)]
 pub struct TutorSettings {
+    /// The model client (used only when an API key is set).
     pub model: ModelSettings,
     pub teach_context_chars: usize,
     pub ask_context_chars: usize,
@@ -158,6 +160,7 @@ pub const SETTINGS: &[SettingDoc] = &[
 ];
 
 impl TutorSettings {
+    /// Reads the tutor's variables, recording every problem in `env`.
     pub fn from_env(env: &mut Env) -> Self {
         let base_url = env
             .string("OPENAI_BASE_URL")

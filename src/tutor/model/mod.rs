@@ -35,6 +35,7 @@ pub struct ModelClient {
 }
 
 impl ModelClient {
+    /// A client for `settings` (connect timeout applied to every connection).
     pub fn new(settings: &ModelSettings, metrics: TutorMetrics) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)

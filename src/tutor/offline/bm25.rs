@@ -18,6 +18,7 @@ pub struct Bm25 {
 }
 
 impl Bm25 {
+    /// Indexes `docs` (each a list of tokens).
     pub fn new(docs: &[Vec<String>]) -> Self {
         let mut df: HashMap<String, usize> = HashMap::new();
         let tf: Vec<HashMap<String, usize>> = docs

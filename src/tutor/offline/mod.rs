@@ -41,6 +41,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Splits `lesson` into sentences and indexes its sections.
     pub fn new(lesson: &Lesson) -> Self {
         let raw: Vec<(String, String)> = if lesson.sections.is_empty() {
             vec![(String::new(), lesson.body.clone())]
