@@ -1,21 +1,214 @@
 //! The tutor: teach, ask and quiz modes over an OpenAI-compatible model, or the offline tutor.
 //!
-//! Owns: prompts, conversation context, model clients, and the [`turn`] contract through
-//! which the ChatKit server asks for a reply. Must not touch the store directly.
+//! Owns: WHAT is said — modes, prompts ([`prompts`]), the conversation context ([`context`]),
+//! the model client ([`model`]), the offline tutor ([`offline`]), thread titles — behind the
+//! [`turn`] contract through which the ChatKit server asks for a reply. Must not touch the
+//! store or know ChatKit's wire format: item ids, persistence and event order are the
+//! ChatKit server's.
 
+pub mod context;
+mod metrics;
+pub mod mode;
+pub mod model;
+pub mod offline;
+pub mod prompts;
+mod settings;
+pub mod text;
 pub mod turn;
 
-use crate::config::{Env, SettingDoc};
+use std::sync::Arc;
 
-/// Settings of the tutor.
-#[derive(Debug, Clone, Default)]
-pub struct TutorSettings {}
+use futures::StreamExt;
+use prometheus_client::registry::Registry;
 
-/// Variables read by this module.
-pub const SETTINGS: &[SettingDoc] = &[];
+pub use self::metrics::TutorMetrics;
+pub use self::mode::Mode;
+pub use self::settings::{ApiKey, ModelApi, ModelSettings, SETTINGS, TutorSettings};
 
-impl TutorSettings {
-    pub fn from_env(_env: &mut Env) -> Self {
-        Self {}
+use self::context::Context;
+use self::model::ModelClient;
+use self::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
+use crate::content::{Content, Lesson, LessonPath};
+
+/// Most words of a first message used as a thread title.
+const TITLE_WORDS: usize = 6;
+
+/// Which tutor answers.
+#[derive(Debug)]
+enum Engine {
+    Offline,
+    Model(Arc<ModelClient>),
+}
+
+/// The tutor of one process. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Tutor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: TutorSettings,
+    content: Content,
+    engine: Engine,
+    metrics: TutorMetrics,
+}
+
+impl Tutor {
+    /// The model tutor when `OPENAI_API_KEY` is set, else the offline tutor.
+    pub fn new(settings: &TutorSettings, content: Content, registry: &mut Registry) -> Self {
+        let metrics = TutorMetrics::register(registry);
+        let engine = match settings.model.api_key {
+            Some(_) => Engine::Model(Arc::new(ModelClient::new(&settings.model, metrics.clone()))),
+            None => Engine::Offline,
+        };
+        let tutor = Self {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                content,
+                engine,
+                metrics,
+            }),
+        };
+        tracing::info!(tutor = %tutor.describe(), "tutor ready");
+        tutor
+    }
+
+    /// The reply to `request` given its already-loaded `lesson` (`None`: no lesson context).
+    pub fn respond_with_lesson(
+        &self,
+        request: TurnRequest,
+        lesson: Option<Arc<Lesson>>,
+    ) -> TurnStream {
+        let mode = match Mode::resolve(request.mode.as_deref()) {
+            Ok(mode) => mode,
+            Err(e) => {
+                self.inner
+                    .metrics
+                    .reply(self.engine_name(), "unknown", "bad_request");
+                return futures::stream::iter([Err(e)]).boxed();
+            }
+        };
+        let title = title(&request, lesson.as_deref()).map(|t| Ok(TurnEvent::Title(t)));
+        let ctx = Context::build(request, mode, lesson, &self.inner.settings);
+        let body = match &self.inner.engine {
+            Engine::Offline => {
+                self.inner.metrics.reply("offline", ctx.mode.name(), "ok");
+                offline::reply(&ctx)
+            }
+            Engine::Model(client) => client.reply(&ctx),
+        };
+        futures::stream::iter(title).chain(body).boxed()
+    }
+
+    /// The lesson of `request`; a missing, invalid or unloadable lesson is no lesson.
+    async fn lesson(&self, request: &TurnRequest) -> Option<Arc<Lesson>> {
+        let raw = request.lesson_path.as_deref()?;
+        let path = LessonPath::parse(raw)
+            .inspect_err(|e| tracing::debug!(error = %e, "tutor: ignoring lesson path"))
+            .ok()?;
+        match self.inner.content.lesson(&path).await {
+            Ok(lesson) => lesson,
+            Err(e) => {
+                tracing::warn!(error = %e, lesson = %path, "tutor: lesson unavailable; answering without it");
+                None
+            }
+        }
+    }
+
+    fn engine_name(&self) -> &'static str {
+        match &self.inner.engine {
+            Engine::Offline => "offline",
+            Engine::Model(_) => self.inner.settings.model.api.name(),
+        }
+    }
+}
+
+impl Responder for Tutor {
+    fn respond(&self, request: TurnRequest) -> TurnStream {
+        let tutor = self.clone();
+        futures::stream::once(async move {
+            let lesson = tutor.lesson(&request).await;
+            tutor.respond_with_lesson(request, lesson)
+        })
+        .flatten()
+        .boxed()
+    }
+
+    fn describe(&self) -> String {
+        match &self.inner.engine {
+            Engine::Offline => "offline".to_owned(),
+            Engine::Model(client) => client.describe(),
+        }
+    }
+}
+
+/// The thread title, when one is needed: `📚 {lesson title}`, else the first words of the
+/// student's first message.
+pub fn title(request: &TurnRequest, lesson: Option<&Lesson>) -> Option<String> {
+    if !request.needs_title {
+        return None;
+    }
+    if let Some(lesson) = lesson {
+        return Some(format!("📚 {}", lesson.title));
+    }
+    let first = request
+        .history
+        .iter()
+        .find(|t| t.role == Role::User)
+        .map(|t| t.text.as_str())
+        .or(request.message.as_deref())?;
+    let words: Vec<&str> = first.split_whitespace().take(TITLE_WORDS).collect();
+    let title = text::truncate_chars(&words.join(" "), 80).to_owned();
+    (!title.is_empty()).then_some(title)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tutor::context::tests::lesson;
+
+    fn request(message: &str) -> TurnRequest {
+        TurnRequest {
+            message: Some(message.into()),
+            needs_title: true,
+            ..TurnRequest::default()
+        }
+    }
+
+    #[test]
+    fn lesson_threads_are_titled_with_the_lesson() {
+        let l = lesson("Ownership", &[("A", "b c d.")]);
+        assert_eq!(
+            title(&request("hi"), Some(&l)).as_deref(),
+            Some("📚 Ownership")
+        );
+    }
+
+    #[test]
+    fn other_threads_are_titled_with_the_first_six_words_of_the_first_message() {
+        let r = request("how  do closures capture variables from their scope?");
+        assert_eq!(
+            title(&r, None).as_deref(),
+            Some("how do closures capture variables from")
+        );
+        let mut r = request("later message");
+        r.history.push(turn::Turn {
+            role: Role::User,
+            text: "first one".into(),
+        });
+        assert_eq!(title(&r, None).as_deref(), Some("first one"));
+    }
+
+    #[test]
+    fn no_title_is_made_when_the_thread_has_one_or_nothing_was_said() {
+        let mut r = request("hello");
+        r.needs_title = false;
+        assert_eq!(title(&r, None), None);
+        let r = TurnRequest {
+            needs_title: true,
+            ..TurnRequest::default()
+        };
+        assert_eq!(title(&r, None), None);
     }
 }

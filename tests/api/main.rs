@@ -10,3 +10,4 @@ mod errors;
 mod health;
 mod server;
 mod store;
+mod tutor;
