@@ -19,26 +19,25 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migrations ./migrations
 COPY src ./src
-COPY tests ./tests
 # BuildKit cache mounts keep the registry and compiled dependencies between builds, so a code
 # change rebuilds only this crate.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --target x86_64-unknown-linux-musl \
- && mkdir -p /out/data \
+ && mkdir -p /out/rootfs/data \
  && cp target/x86_64-unknown-linux-musl/release/study-mode-api /out/study-mode-api
 # Fail the build if anything slipped in that needs a dynamic loader (e.g. glibc or OpenSSL).
-RUN if readelf -d /out/study-mode-api 2>/dev/null | grep -q NEEDED; then \
-      echo "study-mode-api is not static" >&2; exit 1; \
-    fi
+RUN readelf -d /out/study-mode-api > /tmp/dynamic \
+ && if grep -q NEEDED /tmp/dynamic; then echo "study-mode-api is not static" >&2; exit 1; fi
 
 # --- run: distroless/static has CA certificates, tzdata, /etc/passwd with `nonroot` (65532) ---
 FROM gcr.io/distroless/static-debian12:nonroot
 WORKDIR /app
 COPY --from=build /out/study-mode-api /app/study-mode-api
 COPY sample-book /app/sample-book
-# The volume must exist and belong to the runtime user before it is mounted (no shell here).
-COPY --from=build --chown=65532:65532 /out/data /data
+# The volume must exist and belong to the runtime user before it is mounted (no shell here to
+# mkdir/chown). Copying the folder's parent makes `data` a copied entry, so --chown reaches it.
+COPY --from=build --chown=65532:65532 /out/rootfs/ /
 ENV HOST=0.0.0.0 \
     PORT=8000 \
     DATABASE_URL=sqlite:/data/study_mode.db \
