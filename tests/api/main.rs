@@ -5,6 +5,8 @@
 mod helpers;
 
 mod cache;
+mod chatkit_client;
+mod chatkit_store;
 mod docs;
 mod errors;
 mod health;
