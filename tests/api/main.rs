@@ -6,6 +6,7 @@ mod helpers;
 
 mod cache;
 mod chatkit_client;
+mod chatkit_http;
 mod chatkit_store;
 mod docs;
 mod errors;
