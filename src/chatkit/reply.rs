@@ -199,6 +199,9 @@ impl Reply<'_> {
     /// Persisted at once; announced with `thread.updated` at the end of the reply, where the
     /// reference announces a title set during `respond`.
     async fn title(&mut self, title: String) -> Result<(), Stop> {
+        if self.thread.title.as_deref() == Some(title.as_str()) {
+            return Ok(()); // unchanged: nothing to save or announce, as the reference
+        }
         self.thread.title = Some(title);
         self.thread.updated_at = ids::now();
         self.cx
