@@ -6,6 +6,7 @@ mod helpers;
 
 mod cache;
 mod chatkit_client;
+mod chatkit_conformance;
 mod chatkit_http;
 mod chatkit_isolation;
 mod chatkit_store;
