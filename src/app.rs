@@ -215,6 +215,7 @@ impl Application {
                 Ok(())
             }
         };
+        state.chatkit.drain(Duration::from_secs(2)).await;
         state.db.close().await;
         tracing::info!("shutdown complete");
         result

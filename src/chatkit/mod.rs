@@ -30,6 +30,7 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use context::{RawContext, RequestContext};
 pub use echo::EchoResponder;
@@ -51,6 +52,8 @@ pub struct ChatKit {
     pub responder: Arc<dyn Responder>,
     pub metrics: ChatKitMetrics,
     shutdown: CancellationToken,
+    /// The stream drivers, so shutdown can wait for their last writes before closing the pool.
+    drivers: TaskTracker,
 }
 
 impl std::fmt::Debug for ChatKit {
@@ -88,6 +91,22 @@ impl ChatKit {
             responder,
             metrics,
             shutdown,
+            drivers: TaskTracker::new(),
+        }
+    }
+
+    /// Shutdown: waits (at most `deadline`) for stream drivers to finish their writes (partial
+    /// replies, cancellation notes) so that closing the pool does not cut them off.
+    pub async fn drain(&self, deadline: std::time::Duration) {
+        self.drivers.close();
+        if tokio::time::timeout(deadline, self.drivers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.drivers.len(),
+                "chatkit streams still writing at exit"
+            );
         }
     }
 

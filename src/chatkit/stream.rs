@@ -32,7 +32,8 @@ enum Plan {
     ToolOutput(ThreadRecord, Option<ThreadItem>, Value),
     Structured(ThreadRecord, ThreadItem, StructuredSubmission),
     Retry(ThreadRecord, ThreadItem),
-    Action(ThreadRecord, Option<ThreadItem>, Action),
+    /// The thread was checked to exist; actions do not need it further.
+    Action(Option<ThreadItem>, Action),
 }
 
 /// Validates `request` and starts its stream; the receiver yields SSE frames.
@@ -53,7 +54,7 @@ pub async fn start(
         ctx,
         sink,
     };
-    tokio::spawn(driver.run(plan).instrument(span));
+    chatkit.drivers.spawn(driver.run(plan).instrument(span));
     Ok(rx)
 }
 
@@ -87,12 +88,12 @@ async fn prepare(
             item_id,
             action,
         }) => {
-            let thread = chatkit.thread(ctx, &thread_id).await?;
+            chatkit.thread(ctx, &thread_id).await?; // 404 before the stream
             let sender = match item_id {
                 Some(id) => Some(chatkit.item(ctx, &thread_id, &id).await?),
                 None => None,
             };
-            Plan::Action(thread, sender, action)
+            Plan::Action(sender, action)
         }
         other => {
             return Err(ApiError::internal(format!(
@@ -168,7 +169,7 @@ impl Driver {
             Plan::ToolOutput(thread, call, result) => self.tool_output(thread, call, result).await,
             Plan::Structured(thread, item, input) => self.structured(thread, item, input).await,
             Plan::Retry(thread, item) => self.retry(thread, item).await,
-            Plan::Action(thread, sender, action) => self.action(sender, action, &thread).await,
+            Plan::Action(sender, action) => self.action(sender, action).await,
         }
     }
 
@@ -313,12 +314,7 @@ impl Driver {
 
     /// The tutor defines no custom actions: a widget sender gets a documented `error` event;
     /// any other sender gets the reference's bare `stream.error`.
-    async fn action(
-        &self,
-        sender: Option<ThreadItem>,
-        action: Action,
-        _thread: &ThreadRecord,
-    ) -> Result<(), Stop> {
+    async fn action(&self, sender: Option<ThreadItem>, action: Action) -> Result<(), Stop> {
         if sender
             .as_ref()
             .is_some_and(|s| !matches!(s.kind, ItemKind::Widget { .. }))

@@ -25,6 +25,7 @@ per_backend! {
     each_item_is_in_the_store_when_its_done_event_arrives => durability;
     a_failing_responder_keeps_the_partial_reply_and_ends_with_its_error => failing;
     the_responder_receives_the_request_context_and_the_last_thirty_items => context;
+    a_graceful_stop_ends_open_streams_at_the_deadline_after_their_last_writes => graceful_stop;
 }
 
 /// Sets its flag when dropped: proves the responder's stream was dropped.
@@ -442,4 +443,44 @@ async fn metrics_count_streams_events_and_store_operations() {
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
     }
+}
+
+async fn graceful_stop(backend: Backend) {
+    let (responder, dropped) = slow(40, None);
+    let mut app = spawn_chat_app(backend, responder, &[("SHUTDOWN_TIMEOUT_SECS", "1")]).await;
+    let user = unique("student");
+    let mut live = Live::open(&app, &user, create("keep talking")).await;
+    let thread = live.until_deltas(2).await;
+    let stopped = app.begin_shutdown();
+    let mut last = Value::Null;
+    while let Some(e) = live.next().await {
+        last = e;
+    }
+    assert_eq!(
+        (last["type"].as_str(), last["allow_retry"].as_bool()),
+        (Some("error"), Some(true))
+    );
+    tokio::time::timeout(Duration::from_secs(4), stopped)
+        .await
+        .expect("the server stops within the deadline")
+        .expect("server task")
+        .expect("server result");
+    assert!(dropped.load(Ordering::SeqCst));
+    // The pool is closed now: look with a fresh one.
+    let db = study_mode_api::store::Database::connect(&app.state.settings.database)
+        .await
+        .expect("reopen");
+    let store = study_mode_api::chatkit::ThreadStore::new(&db, &app.state.metrics.store);
+    let page = PageQuery::first(10, Order::Asc);
+    let items = store
+        .load_items(&user, &thread, &page, Hidden::Include)
+        .await
+        .expect("items")
+        .data;
+    let kinds: Vec<&str> = items.iter().map(|i| i.kind.type_name()).collect();
+    assert_eq!(
+        kinds,
+        ["user_message", "assistant_message", "sdk_hidden_context"]
+    );
+    db.close().await;
 }
