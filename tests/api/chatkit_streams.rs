@@ -26,6 +26,7 @@ per_backend! {
     a_failing_responder_keeps_the_partial_reply_and_ends_with_its_error => failing;
     the_responder_receives_the_request_context_and_the_last_thirty_items => context;
     a_graceful_stop_ends_open_streams_at_the_deadline_after_their_last_writes => graceful_stop;
+    a_disconnect_is_noticed_while_the_responder_is_still_silent => silent_disconnect;
 }
 
 /// Sets its flag when dropped: proves the responder's stream was dropped.
@@ -483,4 +484,35 @@ async fn graceful_stop(backend: Backend) {
         ["user_message", "assistant_message", "sdk_hidden_context"]
     );
     db.close().await;
+}
+
+async fn silent_disconnect(backend: Backend) {
+    // The first delta would come after 3 s; the client leaves before it.
+    let (responder, dropped) = slow(3000, None);
+    let app = spawn_chat_app(backend, responder, &[]).await;
+    let user = unique("leaver");
+    let mut live = Live::open(&app, &user, create("slow model")).await;
+    let mut thread = String::new();
+    while let Some(e) = live.next().await {
+        if e["type"] == "thread.created" {
+            thread = e["thread"]["id"].as_str().unwrap_or_default().to_owned();
+        }
+        if e["type"] == "stream_options" {
+            break;
+        }
+    }
+    drop(live);
+    let started = std::time::Instant::now();
+    let items = wait_for_note(&app, &user, &thread).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "noticed only after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        items.len(),
+        2,
+        "no partial reply: the responder said nothing yet"
+    );
+    assert!(dropped.load(Ordering::SeqCst));
 }
