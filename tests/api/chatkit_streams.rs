@@ -516,3 +516,61 @@ async fn silent_disconnect(backend: Backend) {
     );
     assert!(dropped.load(Ordering::SeqCst));
 }
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Measurement for docs/BENCHMARKS.md (run with `--ignored --nocapture`): RSS growth of the
+/// test process per open stream. The clients are raw sockets in the same process, so this is
+/// an upper bound of the server's cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, run explicitly"]
+async fn measure_memory_per_open_stream() {
+    const STREAMS: usize = 500;
+    let (responder, _) = slow(600_000, None);
+    let app = spawn_chat_app(Backend::Embedded, responder, &[]).await;
+    let port = app.address.rsplit(':').next().expect("port").to_owned();
+    let warm = open_raw_streams(&port, 20).await; // allocator, pools, first-use costs
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib();
+    let streams = open_raw_streams(&port, STREAMS).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib();
+    assert_eq!(
+        app.state.chatkit.metrics.active_streams.get(),
+        (STREAMS + warm.len()) as i64
+    );
+    println!(
+        "open streams: {STREAMS}; RSS {before} KiB -> {after} KiB; {:.1} KiB per stream",
+        (after.saturating_sub(before)) as f64 / STREAMS as f64
+    );
+    drop(streams);
+}
+
+/// Opens `n` `threads.create` streams on raw sockets and reads each until its 200 head.
+async fn open_raw_streams(port: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = create("hold this stream open").to_string();
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        let request = format!(
+            "POST /chatkit HTTP/1.1\r\nHost: x\r\nX-User-ID: m{i}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .await
+            .expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        sockets.push(s);
+    }
+    sockets
+}
