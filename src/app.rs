@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
+use crate::chatkit::{ChatKit, ChatKitMetrics, EchoResponder, ThreadStore};
 use crate::config::Settings;
 use crate::content::Content;
 use crate::ratelimit::RateLimiter;
 use crate::store::Database;
 use crate::telemetry::metrics::Metrics;
+use crate::tutor::turn::Responder;
 
 /// Size of the in-process cache when Redis is not configured.
 const MEMORY_CACHE_BYTES: u64 = 256 * 1024 * 1024;
@@ -35,6 +37,8 @@ pub struct App {
     pub content: Content,
     pub auth: Auth,
     pub limiter: RateLimiter,
+    /// The ChatKit server: thread store, responder, stream metrics.
+    pub chatkit: ChatKit,
     pub metrics: Metrics,
     /// Cancelled when open streams must end (shutdown deadline reached).
     pub shutdown: CancellationToken,
@@ -70,8 +74,16 @@ pub enum StartError {
 }
 
 impl App {
-    /// Connects every backend named by `settings`.
+    /// Connects every backend named by `settings`; replies come from the [`EchoResponder`].
     pub async fn new(settings: Settings) -> Result<Self, StartError> {
+        Self::with_responder(settings, Arc::new(EchoResponder)).await
+    }
+
+    /// As [`App::new`], with replies from `responder`.
+    pub async fn with_responder(
+        settings: Settings,
+        responder: Arc<dyn Responder>,
+    ) -> Result<Self, StartError> {
         let mut metrics = Metrics::new();
         let db = Database::connect(&settings.database)
             .await
@@ -103,6 +115,10 @@ impl App {
         let content = Content::new(&settings.content, cache.clone(), registry).await;
         let auth = Auth::new(&settings.auth, settings.dev_mode, registry);
         let limiter = RateLimiter::new(&settings.ratelimit, redis.clone(), registry);
+        let shutdown = CancellationToken::new();
+        let chatkit_metrics = ChatKitMetrics::register(registry);
+        let store = ThreadStore::new(&db, &metrics.store);
+        let chatkit = ChatKit::new(store, responder, chatkit_metrics, shutdown.clone());
         Ok(Self {
             settings,
             db,
@@ -111,8 +127,9 @@ impl App {
             content,
             auth,
             limiter,
+            chatkit,
             metrics,
-            shutdown: CancellationToken::new(),
+            shutdown,
             started_at: Instant::now(),
         })
     }
@@ -127,8 +144,17 @@ pub struct Application {
 impl Application {
     /// Connects backends and binds `HOST:PORT` (port 0 = any free port).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with(settings, Arc::new(EchoResponder)).await
+    }
+
+    /// As [`Application::build`], with replies from `responder` (tests use slow or failing
+    /// responders).
+    pub async fn build_with(
+        settings: Settings,
+        responder: Arc<dyn Responder>,
+    ) -> Result<Self, StartError> {
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
-        let app = App::new(settings).await?;
+        let app = App::with_responder(settings, responder).await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
@@ -189,6 +215,7 @@ impl Application {
                 Ok(())
             }
         };
+        state.chatkit.drain(Duration::from_secs(2)).await;
         state.db.close().await;
         tracing::info!("shutdown complete");
         result

@@ -5,6 +5,12 @@
 mod helpers;
 
 mod cache;
+mod chatkit_client;
+mod chatkit_conformance;
+mod chatkit_http;
+mod chatkit_isolation;
+mod chatkit_store;
+mod chatkit_streams;
 mod docs;
 mod errors;
 mod health;

@@ -1,0 +1,281 @@
+//! One assistant reply: asks the [`Responder`] for a turn and turns its [`TurnEvent`]s into
+//! ChatKit events as they arrive (`thread.item.added` → `content_part.added` → `text_delta`… →
+//! `content_part.done` → `thread.item.done`), owning the item id and persistence.
+//!
+//! The reply is committed before its `thread.item.done`. When the client disconnects or the
+//! server shuts down mid-reply, the responder stream is dropped (cancelling its work), the
+//! partial reply is saved when it has text, and an `sdk_hidden_context` item records the
+//! cancellation, as the reference's `handle_stream_cancelled` does.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::ids;
+use super::metrics::{ChatKitMetrics, KindLabels};
+use super::sse::{Sink, Stop};
+use super::store::{Store, ThreadRecord, ThreadStore};
+use super::types::{AssistantContent, Event, ItemKind, ItemUpdate, Page, ThreadItem};
+use crate::tutor::turn::{Responder, TurnError, TurnEvent, TurnRequest};
+
+/// Hidden note stored when the client stops a reply (the reference's exact text).
+pub const CANCELLED_BY_USER: &str =
+    "The user cancelled the stream. Stop responding to the prior request.";
+/// Hidden note stored when the server ends a reply because it is shutting down.
+pub const CANCELLED_BY_SHUTDOWN: &str = "The server restarted before the prior response was complete. Do not repeat it; continue from where it stopped.";
+
+/// Everything one reply needs besides the request.
+pub struct ReplyContext<'a> {
+    pub owner: &'a str,
+    pub store: &'a ThreadStore,
+    pub responder: &'a dyn Responder,
+    pub sink: &'a Sink,
+    pub metrics: &'a ChatKitMetrics,
+}
+
+/// The assistant message being streamed.
+struct Pending {
+    id: String,
+    thread_id: String,
+    created_at: DateTime<Utc>,
+    parts: Vec<String>,
+}
+
+impl Pending {
+    fn item(&self) -> ThreadItem {
+        ThreadItem {
+            id: self.id.clone(),
+            thread_id: self.thread_id.clone(),
+            created_at: self.created_at,
+            kind: ItemKind::AssistantMessage {
+                content: self.parts.iter().map(AssistantContent::text).collect(),
+            },
+        }
+    }
+
+    fn has_text(&self) -> bool {
+        self.parts.iter().any(|p| !p.trim().is_empty())
+    }
+
+    fn last(&self) -> usize {
+        self.parts.len().saturating_sub(1)
+    }
+
+    fn update(&self, update: ItemUpdate) -> Event {
+        Event::ItemUpdated {
+            item_id: self.id.clone(),
+            update,
+        }
+    }
+
+    fn part_done(&self) -> Event {
+        let i = self.last();
+        self.update(ItemUpdate::PartDone {
+            content_index: i,
+            content: AssistantContent::text(self.parts[i].clone()),
+        })
+    }
+}
+
+/// State of one reply.
+struct Reply<'a> {
+    cx: &'a ReplyContext<'a>,
+    thread: ThreadRecord,
+    pending: Option<Pending>,
+    title_changed: bool,
+}
+
+/// Streams one reply for `request` on `thread`. Returns `Err` only when the stream must end
+/// (client gone, shutdown, store failure); a responder failure becomes an `error` event.
+pub async fn run(
+    cx: &ReplyContext<'_>,
+    thread: ThreadRecord,
+    request: TurnRequest,
+) -> Result<(), Stop> {
+    let mut reply = Reply {
+        cx,
+        thread,
+        pending: None,
+        title_changed: false,
+    };
+    let mut stream = cx.responder.respond(request);
+    let outcome = loop {
+        let next = tokio::select! {
+            biased;
+            stop = cx.sink.stopped() => Err(stop),
+            next = stream.next() => Ok(next),
+        };
+        let step = match next {
+            Err(stop) => Err(stop),
+            Ok(None) => break Ok(None),
+            Ok(Some(Err(e))) => break Ok(Some(e)),
+            Ok(Some(Ok(event))) => reply.apply(event).await,
+        };
+        if let Err(stop) = step {
+            break Err(stop);
+        }
+    };
+    // Dropping the responder's stream cancels the work behind it (e.g. the model request).
+    drop(stream);
+    match outcome {
+        Ok(failure) => reply.finish(failure).await,
+        Err(stop) => {
+            reply.cancelled(&stop).await;
+            Err(stop)
+        }
+    }
+}
+
+impl Reply<'_> {
+    async fn apply(&mut self, event: TurnEvent) -> Result<(), Stop> {
+        match event {
+            TurnEvent::Delta(delta) if delta.is_empty() => Ok(()),
+            TurnEvent::Delta(delta) => self.delta(delta).await,
+            TurnEvent::NewPart => self.new_part().await,
+            TurnEvent::Title(title) => self.title(title).await,
+            TurnEvent::Usage {
+                input_tokens,
+                output_tokens,
+            } => {
+                self.usage(input_tokens, output_tokens);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the assistant item on its first content; true when it was just started.
+    async fn start(&mut self) -> Result<bool, Stop> {
+        if self.pending.is_some() {
+            return Ok(false);
+        }
+        let pending = Pending {
+            id: ids::message_id(),
+            thread_id: self.thread.id.clone(),
+            created_at: ids::now(),
+            parts: vec![String::new()],
+        };
+        let mut empty = pending.item();
+        empty.kind = ItemKind::AssistantMessage { content: vec![] };
+        self.cx.sink.emit(&Event::ItemAdded { item: empty }).await?;
+        let added = pending.update(ItemUpdate::PartAdded {
+            content_index: 0,
+            content: AssistantContent::text(""),
+        });
+        self.pending = Some(pending);
+        self.cx.sink.emit(&added).await?;
+        Ok(true)
+    }
+
+    async fn delta(&mut self, delta: String) -> Result<(), Stop> {
+        self.start().await?;
+        let Some(p) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        let i = p.last();
+        p.parts[i].push_str(&delta);
+        let event = p.update(ItemUpdate::TextDelta {
+            content_index: i,
+            delta,
+        });
+        self.cx.sink.emit(&event).await
+    }
+
+    async fn new_part(&mut self) -> Result<(), Stop> {
+        if self.start().await? {
+            return Ok(()); // the part just opened is the new part
+        }
+        let Some(p) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        let done = p.part_done();
+        p.parts.push(String::new());
+        let added = p.update(ItemUpdate::PartAdded {
+            content_index: p.last(),
+            content: AssistantContent::text(""),
+        });
+        self.cx.sink.emit(&done).await?;
+        self.cx.sink.emit(&added).await
+    }
+
+    /// Persisted at once; announced with `thread.updated` at the end of the reply, where the
+    /// reference announces a title set during `respond`.
+    async fn title(&mut self, title: String) -> Result<(), Stop> {
+        if self.thread.title.as_deref() == Some(title.as_str()) {
+            return Ok(()); // unchanged: nothing to save or announce, as the reference
+        }
+        self.thread.title = Some(title);
+        self.thread.updated_at = ids::now();
+        self.cx
+            .store
+            .save_thread(self.cx.owner, &self.thread)
+            .await?;
+        self.title_changed = true;
+        Ok(())
+    }
+
+    fn usage(&self, input: u64, output: u64) {
+        tracing::info!(input_tokens = input, output_tokens = output, thread_id = %self.thread.id, "reply usage");
+        let tokens = &self.cx.metrics.reply_tokens;
+        tokens
+            .get_or_create(&KindLabels { kind: "input" })
+            .inc_by(input);
+        tokens
+            .get_or_create(&KindLabels { kind: "output" })
+            .inc_by(output);
+    }
+
+    /// Completes the reply: the item is committed, then `thread.item.done`; a failure of the
+    /// responder keeps the text so far (or withdraws an empty item) and ends with `error`.
+    async fn finish(mut self, failure: Option<TurnError>) -> Result<(), Stop> {
+        if let Some(p) = self.pending.take() {
+            if failure.is_none() || p.has_text() {
+                self.cx.sink.emit(&p.part_done()).await?;
+                let item = p.item();
+                self.cx.store.save_item(self.cx.owner, &item).await?;
+                self.cx.sink.emit(&Event::ItemDone { item }).await?;
+            } else {
+                self.cx
+                    .sink
+                    .emit(&Event::ItemRemoved { item_id: p.id })
+                    .await?;
+            }
+        }
+        if self.title_changed {
+            let thread = self.thread.to_wire(Page::empty());
+            self.cx.sink.emit(&Event::ThreadUpdated { thread }).await?;
+        }
+        if let Some(e) = failure {
+            tracing::warn!(error = %e.message, allow_retry = e.allow_retry, "reply failed");
+            self.cx
+                .sink
+                .emit(&Event::error(e.message, e.allow_retry))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The stream ended early: keep what the student saw and note the cancellation.
+    async fn cancelled(self, stop: &Stop) {
+        let note = match stop {
+            Stop::Disconnected => CANCELLED_BY_USER,
+            Stop::Shutdown => CANCELLED_BY_SHUTDOWN,
+            Stop::Failed(_) => return,
+        };
+        tracing::info!(thread_id = %self.thread.id, reason = ?stop, "reply cancelled");
+        if let Some(p) = self.pending.as_ref().filter(|p| p.has_text()) {
+            if let Err(e) = self.cx.store.save_item(self.cx.owner, &p.item()).await {
+                tracing::error!(error = %e, "saving the partial reply failed");
+            }
+        }
+        let hidden = ThreadItem {
+            id: ids::hidden_id(),
+            thread_id: self.thread.id.clone(),
+            created_at: ids::now(),
+            kind: ItemKind::SdkHiddenContext {
+                content: note.to_owned(),
+            },
+        };
+        if let Err(e) = self.cx.store.save_item(self.cx.owner, &hidden).await {
+            tracing::error!(error = %e, "saving the cancellation note failed");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Parsing of `POST /chatkit` bodies into [`Request`]: the `type` discriminator first, then its
+//! `params` with `serde_path_to_error`, so that a 400 names the offending field path exactly
+//! (e.g. `params.input.content[0].text`). Unknown fields are ignored, as pydantic does.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::types::{InferenceOptions, UserContent};
+use crate::error::ApiError;
+
+/// One request, by `type`.
+#[derive(Debug, Clone)]
+pub enum Request {
+    ThreadsCreate(InputParams),
+    AddUserMessage(ThreadInputParams),
+    AddClientToolOutput(ToolOutputParams),
+    AddStructuredInput(StructuredInputParams),
+    RetryAfterItem(ThreadItemParams),
+    CustomAction(ActionParams),
+    SyncCustomAction(ActionParams),
+    GetById(ThreadParams),
+    ListThreads(ListParams),
+    UpdateThread(UpdateParams),
+    DeleteThread(ThreadParams),
+    ListItems(ListItemsParams),
+    Feedback(FeedbackParams),
+    CreateAttachment(AttachmentCreateParams),
+    DeleteAttachment(AttachmentDeleteParams),
+    Transcribe(TranscribeParams),
+}
+
+impl Request {
+    /// Requests answered with Server-Sent Events (`is_streaming_req` in the reference).
+    pub fn is_streaming(&self) -> bool {
+        matches!(
+            self,
+            Request::ThreadsCreate(_)
+                | Request::AddUserMessage(_)
+                | Request::AddClientToolOutput(_)
+                | Request::AddStructuredInput(_)
+                | Request::RetryAfterItem(_)
+                | Request::CustomAction(_)
+        )
+    }
+
+    /// Requests counted against the chat rate limit.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(
+            self,
+            Request::ThreadsCreate(_) | Request::AddUserMessage(_) | Request::RetryAfterItem(_)
+        )
+    }
+}
+
+/// `UserMessageInput`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserInput {
+    pub content: Vec<UserContent>,
+    pub attachments: Vec<String>,
+    #[serde(default)]
+    pub quoted_text: Option<String>,
+    pub inference_options: InferenceOptions,
+}
+
+impl UserInput {
+    /// The text of the message (tags contribute their text).
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .map(UserContent::text)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InputParams {
+    pub input: UserInput,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadInputParams {
+    pub thread_id: String,
+    pub input: UserInput,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolOutputParams {
+    pub thread_id: String,
+    /// Any JSON, `null` included; the key itself is required.
+    pub result: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StructuredInputParams {
+    pub thread_id: String,
+    pub item_id: String,
+    pub input: StructuredSubmission,
+}
+
+/// `StructuredInputSubmission`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StructuredSubmission {
+    #[serde(default = "answered")]
+    pub status: SubmissionStatus,
+    #[serde(default)]
+    pub answers: std::collections::BTreeMap<String, AnswerSubmission>,
+}
+
+fn answered() -> SubmissionStatus {
+    SubmissionStatus::Answered
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionStatus {
+    Answered,
+    Skipped,
+}
+
+impl SubmissionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionStatus::Answered => "answered",
+            SubmissionStatus::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnswerSubmission {
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadItemParams {
+    pub thread_id: String,
+    pub item_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionParams {
+    pub thread_id: String,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Action {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub payload: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadParams {
+    pub thread_id: String,
+}
+
+/// `asc` or `desc` (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    Asc,
+    #[default]
+    Desc,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub order: Order,
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListItemsParams {
+    pub thread_id: String,
+    #[serde(flatten)]
+    pub page: ListParams,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UpdateParams {
+    pub thread_id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedbackParams {
+    pub thread_id: String,
+    pub item_ids: Vec<String>,
+    pub kind: FeedbackKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Positive,
+    Negative,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AttachmentCreateParams {
+    pub name: String,
+    pub size: i64,
+    pub mime_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AttachmentDeleteParams {
+    pub attachment_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TranscribeParams {
+    pub audio_base64: String,
+    pub mime_type: String,
+}
+
+/// Every request `type`, for the error message of an unknown one.
+const TYPES: &[&str] = &[
+    "threads.create",
+    "threads.add_user_message",
+    "threads.add_client_tool_output",
+    "threads.add_structured_input",
+    "threads.retry_after_item",
+    "threads.custom_action",
+    "threads.sync_custom_action",
+    "threads.get_by_id",
+    "threads.list",
+    "threads.update",
+    "threads.delete",
+    "items.list",
+    "items.feedback",
+    "attachments.create",
+    "attachments.delete",
+    "input.transcribe",
+];
+
+/// Parses a request body; every failure is a 400 naming the field path.
+pub fn parse(body: &[u8]) -> Result<Request, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(ApiError::bad_request("body: expected a JSON object"));
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::bad_request("type: expected a string")),
+        None => return Err(ApiError::bad_request("type: field required")),
+    };
+    let params = object
+        .remove("params")
+        .ok_or_else(|| ApiError::bad_request("params: field required"))?;
+    by_type(&kind, params)
+}
+
+fn by_type(kind: &str, params: Value) -> Result<Request, ApiError> {
+    Ok(match kind {
+        "threads.create" => Request::ThreadsCreate(params_of(params)?),
+        "threads.add_user_message" => Request::AddUserMessage(params_of(params)?),
+        "threads.add_client_tool_output" => Request::AddClientToolOutput(tool_output(params)?),
+        "threads.add_structured_input" => Request::AddStructuredInput(params_of(params)?),
+        "threads.retry_after_item" => Request::RetryAfterItem(params_of(params)?),
+        "threads.custom_action" => Request::CustomAction(params_of(params)?),
+        "threads.sync_custom_action" => Request::SyncCustomAction(params_of(params)?),
+        "threads.get_by_id" => Request::GetById(params_of(params)?),
+        "threads.list" => Request::ListThreads(params_of(params)?),
+        "threads.update" => Request::UpdateThread(params_of(params)?),
+        "threads.delete" => Request::DeleteThread(params_of(params)?),
+        "items.list" => Request::ListItems(params_of(params)?),
+        "items.feedback" => Request::Feedback(params_of(params)?),
+        "attachments.create" => Request::CreateAttachment(params_of(params)?),
+        "attachments.delete" => Request::DeleteAttachment(params_of(params)?),
+        "input.transcribe" => Request::Transcribe(params_of(params)?),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "type: unknown request type {other:?}; expected one of {}",
+                TYPES.join(", ")
+            )));
+        }
+    })
+}
+
+/// `result` must be present even when it is `null`, which serde alone cannot tell apart.
+fn tool_output(params: Value) -> Result<ToolOutputParams, ApiError> {
+    if params.is_object() && params.get("result").is_none() {
+        return Err(ApiError::bad_request("params.result: field required"));
+    }
+    params_of(params)
+}
+
+fn params_of<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // Missing fields are reported on the parent; name the field itself.
+        let field = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let full = match (path.as_str(), field) {
+            (".", Some(f)) => format!("params.{f}"),
+            (p, Some(f)) => format!("params.{p}.{f}"),
+            (".", None) => "params".to_owned(),
+            (p, None) => format!("params.{p}"),
+        };
+        ApiError::bad_request(format!("{full}: {message}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        match parse(body.as_bytes()) {
+            Err(e) => e.message().to_owned(),
+            Ok(r) => panic!("accepted {body}: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_offending_field_path() {
+        assert!(err(r#"{"type":"threads.list"}"#).starts_with("params: field required"));
+        assert!(err(r#"{"type":"threads.nope","params":{}}"#).starts_with("type: unknown"));
+        assert!(
+            err(r#"{"type":"threads.create","params":{"input":{"content":[],"inference_options":{}}}}"#)
+                .starts_with("params.input.attachments:")
+        );
+        assert!(
+            err(r#"{"type":"threads.create","params":{"input":{"content":[{"type":"input_text"}],"attachments":[],"inference_options":{}}}}"#)
+                .starts_with("params.input.content[0].text:")
+        );
+        assert!(
+            err(r#"{"type":"threads.list","params":{"order":"up"}}"#).starts_with("params.order:")
+        );
+        assert!(
+            err(r#"{"type":"threads.add_client_tool_output","params":{"thread_id":"t"}}"#)
+                .starts_with("params.result:")
+        );
+        assert!(err("[1]").starts_with("body:"));
+        assert!(err("{").starts_with("body is not valid JSON"));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_defaults_apply() {
+        let r = parse(br#"{"type":"threads.list","params":{"extra":1},"metadata":{"a":1},"x":2}"#)
+            .expect("valid");
+        let Request::ListThreads(p) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(p.order, Order::Desc);
+        assert_eq!(p.limit, None);
+        let r = parse(br#"{"type":"threads.add_client_tool_output","params":{"thread_id":"t","result":null}}"#)
+            .expect("null result is allowed");
+        assert!(r.is_streaming());
+    }
+}

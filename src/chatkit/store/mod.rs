@@ -1,0 +1,340 @@
+//! The durable thread store: the [`Store`] interface and its PostgreSQL and SQLite
+//! implementations, chosen once from the [`Database`] the app connected.
+//!
+//! Lives under `chatkit/` (not `crate::store`) because it speaks the protocol's item model
+//! (item types, hidden context, the `after` cursor), while `crate::store` owns only pools,
+//! migrations and must not know the protocol.
+//!
+//! Every operation takes the owner (`CurrentUser::id`) and filters on it, so another user's
+//! thread or item is indistinguishable from a missing one. Every write is committed before the
+//! call returns (no background queue). Pages are ordered by `(created_at, id)` and filter hidden
+//! items in SQL, so pages are never cut short by them.
+
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::request::Order;
+use super::types::{Page, Thread, ThreadItem};
+use crate::store::{Database, StoreMetrics};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// A thread without its items: what [`Store::save_thread`] takes, so items can never be stored
+/// inline (the reference's `Thread`-passed-to-`save_thread` defect cannot happen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadRecord {
+    pub id: String,
+    pub title: Option<String>,
+    /// `ThreadStatus` as JSON (`{"type":"active"}` …).
+    pub status: Value,
+    /// Integration metadata; never sent to the client (as the reference).
+    pub metadata: Map<String, Value>,
+    pub lesson_path: Option<String>,
+    pub organization_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ThreadRecord {
+    /// A new active thread created now.
+    pub fn new(id: String, lesson_path: Option<String>, organization_id: Option<String>) -> Self {
+        let now = super::ids::now();
+        Self {
+            id,
+            title: None,
+            status: serde_json::json!({"type": "active"}),
+            metadata: Map::new(),
+            lesson_path,
+            organization_id,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The wire `Thread` with `items`.
+    pub fn to_wire(&self, items: Page<ThreadItem>) -> Thread {
+        Thread {
+            title: self.title.clone(),
+            id: self.id.clone(),
+            created_at: self.created_at,
+            status: self.status.clone(),
+            allowed_image_domains: None,
+            metadata: Map::new(),
+            items,
+        }
+    }
+}
+
+/// Attachment metadata (the `Attachment` JSON) and its owner's thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentRecord {
+    pub id: String,
+    pub thread_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// Which page to read: `limit` rows after the row whose id is `after`, in `order`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageQuery {
+    pub after: Option<String>,
+    pub limit: u32,
+    pub order: Order,
+}
+
+impl PageQuery {
+    pub fn first(limit: u32, order: Order) -> Self {
+        Self {
+            after: None,
+            limit,
+            order,
+        }
+    }
+}
+
+/// Whether a page of items includes hidden-context items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hidden {
+    Include,
+    Exclude,
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadStoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("stored timestamp is invalid: {0}")]
+    Time(String),
+    /// A write aimed at a thread the owner does not have.
+    #[error("no such thread")]
+    NoSuchThread,
+}
+
+pub type StoreResult<T> = Result<T, ThreadStoreError>;
+
+/// The thread store interface (the reference's `chatkit.store.Store`, owner-scoped).
+pub trait Store: Send + Sync {
+    /// The owner's thread, or `None`.
+    fn load_thread(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ThreadRecord>>> + Send;
+    /// Inserts or updates (title, status, metadata, updated_at) the owner's thread. Updating a
+    /// thread id owned by someone else changes nothing and fails with `NoSuchThread`.
+    fn save_thread(
+        &self,
+        owner: &str,
+        thread: &ThreadRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// One page of the owner's threads by `(created_at, id)`.
+    fn load_threads(
+        &self,
+        owner: &str,
+        page: &PageQuery,
+    ) -> impl Future<Output = StoreResult<Page<ThreadRecord>>> + Send;
+    /// Deletes the thread and its items; false when there was none.
+    fn delete_thread(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Inserts or replaces an item of the owner's thread (`NoSuchThread` otherwise).
+    fn save_item(
+        &self,
+        owner: &str,
+        item: &ThreadItem,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// One item of the owner's thread, or `None`.
+    fn load_item(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ThreadItem>>> + Send;
+    /// One page of items of the owner's thread by `(created_at, id)`.
+    fn load_items(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        page: &PageQuery,
+        hidden: Hidden,
+    ) -> impl Future<Output = StoreResult<Page<ThreadItem>>> + Send;
+    /// Deletes one item; false when there was none.
+    fn delete_item(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes every item after `item` in `(created_at, id)` order; the deleted items, oldest
+    /// first.
+    fn delete_items_after(
+        &self,
+        owner: &str,
+        item: &ThreadItem,
+    ) -> impl Future<Output = StoreResult<Vec<ThreadItem>>> + Send;
+    /// Inserts or replaces attachment metadata.
+    fn save_attachment(
+        &self,
+        owner: &str,
+        attachment: &AttachmentRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn load_attachment(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AttachmentRecord>>> + Send;
+    fn delete_attachment(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// The store of this process: one implementation per backend, latency recorded per operation.
+#[derive(Debug, Clone)]
+pub struct ThreadStore {
+    backend: Backend,
+    metrics: std::sync::Arc<StoreMetrics>,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+impl ThreadStore {
+    /// The store on the app's database; latency goes to `metrics` (shared with `/metrics`).
+    pub fn new(db: &Database, metrics: &StoreMetrics) -> Self {
+        let backend = match db {
+            Database::Postgres(p) => Backend::Postgres(PgStore::new(p.clone())),
+            Database::Sqlite(p) => Backend::Sqlite(SqliteStore::new(p.clone())),
+        };
+        let metrics = std::sync::Arc::new(StoreMetrics {
+            duration: metrics.duration.clone(),
+        });
+        Self { backend, metrics }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let started = Instant::now();
+        let result = fut.await;
+        self.metrics.observe(self.backend_name(), op, started);
+        result
+    }
+}
+
+/// Calls the same method on whichever backend is configured, timing it as `op`.
+macro_rules! dispatch {
+    ($self:ident, $op:literal, $s:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Postgres($s) => $self.timed($op, $call).await,
+            Backend::Sqlite($s) => $self.timed($op, $call).await,
+        }
+    };
+}
+
+impl Store for ThreadStore {
+    async fn load_thread(&self, owner: &str, id: &str) -> StoreResult<Option<ThreadRecord>> {
+        dispatch!(self, "load_thread", s => s.load_thread(owner, id))
+    }
+    async fn save_thread(&self, owner: &str, thread: &ThreadRecord) -> StoreResult<()> {
+        dispatch!(self, "save_thread", s => s.save_thread(owner, thread))
+    }
+    async fn load_threads(&self, owner: &str, page: &PageQuery) -> StoreResult<Page<ThreadRecord>> {
+        dispatch!(self, "load_threads", s => s.load_threads(owner, page))
+    }
+    async fn delete_thread(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        dispatch!(self, "delete_thread", s => s.delete_thread(owner, id))
+    }
+    async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
+        dispatch!(self, "save_item", s => s.save_item(owner, item))
+    }
+    async fn load_item(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> StoreResult<Option<ThreadItem>> {
+        dispatch!(self, "load_item", s => s.load_item(owner, thread_id, item_id))
+    }
+    async fn load_items(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        page: &PageQuery,
+        hidden: Hidden,
+    ) -> StoreResult<Page<ThreadItem>> {
+        dispatch!(self, "load_items", s => s.load_items(owner, thread_id, page, hidden))
+    }
+    async fn delete_item(&self, owner: &str, thread_id: &str, item_id: &str) -> StoreResult<bool> {
+        dispatch!(self, "delete_item", s => s.delete_item(owner, thread_id, item_id))
+    }
+    async fn delete_items_after(
+        &self,
+        owner: &str,
+        item: &ThreadItem,
+    ) -> StoreResult<Vec<ThreadItem>> {
+        dispatch!(self, "delete_items_after", s => s.delete_items_after(owner, item))
+    }
+    async fn save_attachment(&self, owner: &str, attachment: &AttachmentRecord) -> StoreResult<()> {
+        dispatch!(self, "save_attachment", s => s.save_attachment(owner, attachment))
+    }
+    async fn load_attachment(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> StoreResult<Option<AttachmentRecord>> {
+        dispatch!(self, "load_attachment", s => s.load_attachment(owner, id))
+    }
+    async fn delete_attachment(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        dispatch!(self, "delete_attachment", s => s.delete_attachment(owner, id))
+    }
+}
+
+/// Turns `limit + 1` fetched rows into a page: `has_more` and the `after` cursor.
+fn paginate<T>(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> &str) -> Page<T> {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let after = if has_more {
+        rows.last().map(|r| id_of(r).to_owned())
+    } else {
+        None
+    };
+    Page {
+        data: rows,
+        has_more,
+        after,
+    }
+}
+
+/// SQL fragments for an order: the comparison that resumes after the cursor and the direction.
+fn order_sql(order: Order) -> (&'static str, &'static str) {
+    match order {
+        Order::Asc => (">", "ASC"),
+        Order::Desc => ("<", "DESC"),
+    }
+}

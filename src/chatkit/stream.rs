@@ -1,0 +1,368 @@
+//! The six streaming requests. Everything that can make the request fail as a whole (unknown
+//! thread or item, unsupported attachments) is checked before the `200`, so such requests get
+//! a JSON 4xx; then a spawned driver writes events into a bounded channel that the response
+//! body reads. The driver notices a dropped body (client gone) and `App::shutdown`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::context::RequestContext;
+use super::reply::{self, ReplyContext};
+use super::request::{
+    Action, ActionParams, Request, StructuredSubmission, ThreadItemParams, UserInput,
+};
+use super::sse::{CHANNEL_CAPACITY, Sink, Stop};
+use super::store::{Hidden, PageQuery, Store, ThreadRecord};
+use super::types::{Event, ItemKind, Page, StreamOptions, ThreadItem, UserMessage};
+use super::{ChatKit, history, ids, structured};
+use crate::error::ApiError;
+use crate::tutor::turn::TurnRequest;
+
+/// Message texts that start teaching instead of being a message: neither stored nor shown.
+const START_TRIGGER: &str = "__START_TEACHING__";
+
+/// What a validated streaming request will do.
+enum Plan {
+    Create(UserInput),
+    Message(ThreadRecord, UserInput),
+    ToolOutput(ThreadRecord, Option<ThreadItem>, Value),
+    Structured(ThreadRecord, ThreadItem, StructuredSubmission),
+    Retry(ThreadRecord, ThreadItem),
+    /// The thread was checked to exist; actions do not need it further.
+    Action(Option<ThreadItem>, Action),
+}
+
+/// Validates `request` and starts its stream; the receiver yields SSE frames.
+pub async fn start(
+    chatkit: &ChatKit,
+    ctx: RequestContext,
+    request: Request,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let plan = prepare(chatkit, &ctx, request).await?;
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let span = tracing::info_span!(
+        "chatkit_stream",
+        request_id = ctx.request_id.as_deref().unwrap_or("")
+    );
+    let sink = Sink::new(tx, chatkit.shutdown.clone(), chatkit.metrics.clone());
+    let driver = Driver {
+        chatkit: chatkit.clone(),
+        ctx,
+        sink,
+    };
+    chatkit.drivers.spawn(driver.run(plan).instrument(span));
+    Ok(rx)
+}
+
+async fn prepare(
+    chatkit: &ChatKit,
+    ctx: &RequestContext,
+    request: Request,
+) -> Result<Plan, ApiError> {
+    Ok(match request {
+        Request::ThreadsCreate(p) => Plan::Create(no_attachments(p.input)?),
+        Request::AddUserMessage(p) => {
+            let thread = chatkit.thread(ctx, &p.thread_id).await?;
+            Plan::Message(thread, no_attachments(p.input)?)
+        }
+        Request::AddClientToolOutput(p) => {
+            let thread = chatkit.thread(ctx, &p.thread_id).await?;
+            let call = pending_tool_call(chatkit, ctx, &thread).await?;
+            Plan::ToolOutput(thread, call, p.result)
+        }
+        Request::AddStructuredInput(p) => {
+            let thread = chatkit.thread(ctx, &p.thread_id).await?;
+            let item = chatkit.item(ctx, &p.thread_id, &p.item_id).await?;
+            Plan::Structured(thread, item, p.input)
+        }
+        Request::RetryAfterItem(ThreadItemParams { thread_id, item_id }) => {
+            let thread = chatkit.thread(ctx, &thread_id).await?;
+            Plan::Retry(thread, chatkit.item(ctx, &thread_id, &item_id).await?)
+        }
+        Request::CustomAction(ActionParams {
+            thread_id,
+            item_id,
+            action,
+        }) => {
+            chatkit.thread(ctx, &thread_id).await?; // 404 before the stream
+            let sender = match item_id {
+                Some(id) => Some(chatkit.item(ctx, &thread_id, &id).await?),
+                None => None,
+            };
+            Plan::Action(sender, action)
+        }
+        other => {
+            return Err(ApiError::internal(format!(
+                "not a streaming request: {other:?}"
+            )));
+        }
+    })
+}
+
+/// Attachments need an upload store, which this server does not have.
+fn no_attachments(input: UserInput) -> Result<UserInput, ApiError> {
+    if input.attachments.is_empty() {
+        Ok(input)
+    } else {
+        Err(super::unsupported(
+            "params.input.attachments: attachments are not supported (no upload store is configured)",
+        ))
+    }
+}
+
+/// The newest visible item, when it is a pending client tool call.
+async fn pending_tool_call(
+    chatkit: &ChatKit,
+    ctx: &RequestContext,
+    thread: &ThreadRecord,
+) -> Result<Option<ThreadItem>, ApiError> {
+    let page = PageQuery::first(1, super::request::Order::Desc);
+    let newest = chatkit
+        .store
+        .load_items(ctx.owner(), &thread.id, &page, Hidden::Exclude)
+        .await?;
+    Ok(newest.data.into_iter().next().filter(
+        |item| matches!(&item.kind, ItemKind::ClientToolCall { status, .. } if status == "pending"),
+    ))
+}
+
+/// The spawned task behind one stream.
+struct Driver {
+    chatkit: ChatKit,
+    ctx: RequestContext,
+    sink: Sink,
+}
+
+impl Driver {
+    async fn run(self, plan: Plan) {
+        let metrics = self.chatkit.metrics.clone();
+        metrics.active_streams.inc();
+        let started = Instant::now();
+        match self.execute(plan).await {
+            Ok(()) | Err(Stop::Disconnected) => {}
+            Err(Stop::Shutdown) => self.sink.try_emit(&Event::error(
+                "The server is restarting. Please try again in a moment.",
+                true,
+            )),
+            Err(Stop::Failed(e)) => {
+                tracing::error!(error = %e, "chatkit stream failed");
+                self.sink.try_emit(&Event::error(
+                    "Something went wrong. Please try again.",
+                    true,
+                ));
+            }
+        }
+        metrics.active_streams.dec();
+        metrics
+            .stream_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn execute(&self, plan: Plan) -> Result<(), Stop> {
+        match plan {
+            Plan::Create(input) => self.create(input).await,
+            Plan::Message(thread, input) => self.user_turn(thread, input).await,
+            Plan::ToolOutput(thread, call, result) => self.tool_output(thread, call, result).await,
+            Plan::Structured(thread, item, input) => self.structured(thread, item, input).await,
+            Plan::Retry(thread, item) => self.retry(thread, item).await,
+            Plan::Action(sender, action) => self.action(sender, action).await,
+        }
+    }
+
+    fn owner(&self) -> &str {
+        self.ctx.owner()
+    }
+
+    async fn emit(&self, event: Event) -> Result<(), Stop> {
+        self.sink.emit(&event).await
+    }
+
+    async fn stream_options(&self) -> Result<(), Stop> {
+        self.emit(Event::StreamOptions {
+            stream_options: StreamOptions { allow_cancel: true },
+        })
+        .await
+    }
+
+    async fn create(&self, input: UserInput) -> Result<(), Stop> {
+        let lesson = self.ctx.lesson_path.as_ref().map(|l| l.as_str().to_owned());
+        let thread = ThreadRecord::new(ids::thread_id(), lesson, self.ctx.organization_id.clone());
+        self.chatkit
+            .store
+            .save_thread(self.owner(), &thread)
+            .await?;
+        self.emit(Event::ThreadCreated {
+            thread: thread.to_wire(Page::empty()),
+        })
+        .await?;
+        self.user_turn(thread, input).await
+    }
+
+    /// Stores the message (unless it is a start trigger), then replies to it.
+    async fn user_turn(&self, thread: ThreadRecord, input: UserInput) -> Result<(), Stop> {
+        let text = input.text();
+        let trigger = text.trim().is_empty() || text.trim() == START_TRIGGER;
+        let history = history::load(&self.chatkit.store, self.owner(), &thread.id, None).await?;
+        if !trigger {
+            let item = ThreadItem {
+                id: ids::message_id(),
+                thread_id: thread.id.clone(),
+                created_at: ids::now(),
+                kind: ItemKind::UserMessage(UserMessage {
+                    content: input.content.clone(),
+                    attachments: Vec::new(),
+                    quoted_text: input.quoted_text.clone(),
+                    inference_options: input.inference_options.clone(),
+                }),
+            };
+            // Committed before the client hears of it.
+            self.chatkit.store.save_item(self.owner(), &item).await?;
+            self.emit(Event::ItemDone { item }).await?;
+        }
+        self.stream_options().await?;
+        let mut request = self.turn_request(&thread, history);
+        request.message = (!trigger).then_some(text);
+        if let Some(model) = input.inference_options.model {
+            request.mode = Some(model);
+        }
+        request.selected_text = request.selected_text.or(input.quoted_text);
+        self.reply(thread, request).await
+    }
+
+    async fn tool_output(
+        &self,
+        thread: ThreadRecord,
+        call: Option<ThreadItem>,
+        result: Value,
+    ) -> Result<(), Stop> {
+        let Some(mut call) = call else {
+            return self
+                .emit(Event::error(
+                    "There is no pending client tool call in this thread.",
+                    false,
+                ))
+                .await;
+        };
+        if let ItemKind::ClientToolCall { status, output, .. } = &mut call.kind {
+            *status = "completed".to_owned();
+            *output = Some(result);
+        }
+        self.chatkit.store.save_item(self.owner(), &call).await?;
+        self.stream_options().await?;
+        let history = history::load(&self.chatkit.store, self.owner(), &thread.id, None).await?;
+        let request = self.turn_request(&thread, history);
+        self.reply(thread, request).await
+    }
+
+    async fn structured(
+        &self,
+        thread: ThreadRecord,
+        item: ThreadItem,
+        input: StructuredSubmission,
+    ) -> Result<(), Stop> {
+        let Some(updated) = structured::apply(&item, &input) else {
+            let message = format!("Item {} is not a pending structured input.", item.id);
+            return self.emit(Event::error(message, false)).await;
+        };
+        self.stream_options().await?;
+        self.chatkit.store.save_item(self.owner(), &updated).await?;
+        self.emit(Event::ItemReplaced { item: updated }).await?;
+        let history = history::load(&self.chatkit.store, self.owner(), &thread.id, None).await?;
+        let request = self.turn_request(&thread, history);
+        self.reply(thread, request).await
+    }
+
+    /// Deletes everything after the user message (announcing each visible deletion) and
+    /// answers the message again.
+    async fn retry(&self, thread: ThreadRecord, item: ThreadItem) -> Result<(), Stop> {
+        let ItemKind::UserMessage(message) = &item.kind else {
+            let text = format!("Item {} is not a user message.", item.id);
+            return self.emit(Event::error(text, false)).await;
+        };
+        let deleted = self
+            .chatkit
+            .store
+            .delete_items_after(self.owner(), &item)
+            .await?;
+        self.stream_options().await?;
+        for gone in deleted.iter().filter(|i| !i.is_hidden()) {
+            self.emit(Event::ItemRemoved {
+                item_id: gone.id.clone(),
+            })
+            .await?;
+        }
+        let history = history::load(
+            &self.chatkit.store,
+            self.owner(),
+            &thread.id,
+            Some(&item.id),
+        )
+        .await?;
+        let mut request = self.turn_request(&thread, history);
+        let text: Vec<&str> = message.content.iter().map(|c| c.text()).collect();
+        request.message = Some(text.join(" "));
+        if let Some(model) = &message.inference_options.model {
+            request.mode = Some(model.clone());
+        }
+        request.selected_text = request.selected_text.or(message.quoted_text.clone());
+        self.reply(thread, request).await
+    }
+
+    /// The tutor defines no custom actions: a widget sender gets a documented `error` event;
+    /// any other sender gets the reference's bare `stream.error`.
+    async fn action(&self, sender: Option<ThreadItem>, action: Action) -> Result<(), Stop> {
+        if sender
+            .as_ref()
+            .is_some_and(|s| !matches!(s.kind, ItemKind::Widget { .. }))
+        {
+            return self
+                .emit(Event::Error {
+                    code: "stream.error".into(),
+                    message: None,
+                    allow_retry: false,
+                })
+                .await;
+        }
+        self.stream_options().await?;
+        let text = format!(
+            "The action {:?} is not supported by this tutor.",
+            action.kind
+        );
+        self.emit(Event::error(text, false)).await
+    }
+
+    fn turn_request(
+        &self,
+        thread: &ThreadRecord,
+        history: Vec<crate::tutor::turn::Turn>,
+    ) -> TurnRequest {
+        TurnRequest {
+            user_id: self.ctx.user.id.clone(),
+            user_name: self.ctx.user_name.clone(),
+            lesson_path: thread
+                .lesson_path
+                .clone()
+                .or_else(|| self.ctx.lesson_path.as_ref().map(|l| l.as_str().to_owned())),
+            mode: self.ctx.mode.clone(),
+            selected_text: self.ctx.selected_text.clone(),
+            message: None,
+            history,
+            needs_title: thread.title.is_none(),
+        }
+    }
+
+    async fn reply(&self, thread: ThreadRecord, request: TurnRequest) -> Result<(), Stop> {
+        let cx = ReplyContext {
+            owner: self.owner(),
+            store: &self.chatkit.store,
+            responder: self.chatkit.responder.as_ref(),
+            sink: &self.sink,
+            metrics: &self.chatkit.metrics,
+        };
+        reply::run(&cx, thread, request).await
+    }
+}
