@@ -15,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
-use crate::chatkit::{ChatKit, ChatKitMetrics, EchoResponder, ThreadStore};
+use crate::chatkit::{ChatKit, ChatKitMetrics, ThreadStore};
 use crate::config::Settings;
 use crate::content::Content;
 use crate::ratelimit::RateLimiter;
 use crate::store::Database;
 use crate::telemetry::metrics::Metrics;
+use crate::tutor::Tutor;
 use crate::tutor::turn::Responder;
 
 /// Size of the in-process cache when Redis is not configured.
@@ -74,15 +75,24 @@ pub enum StartError {
 }
 
 impl App {
-    /// Connects every backend named by `settings`; replies come from the [`EchoResponder`].
+    /// Connects every backend named by `settings`; replies come from the [`Tutor`] (a model
+    /// when `OPENAI_API_KEY` is set, else the offline tutor).
     pub async fn new(settings: Settings) -> Result<Self, StartError> {
-        Self::with_responder(settings, Arc::new(EchoResponder)).await
+        Self::assemble(settings, None).await
     }
 
-    /// As [`App::new`], with replies from `responder`.
+    /// As [`App::new`], with replies from `responder` (tests use the deterministic
+    /// [`crate::chatkit::EchoResponder`] and slow or failing responders).
     pub async fn with_responder(
         settings: Settings,
         responder: Arc<dyn Responder>,
+    ) -> Result<Self, StartError> {
+        Self::assemble(settings, Some(responder)).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        responder: Option<Arc<dyn Responder>>,
     ) -> Result<Self, StartError> {
         let mut metrics = Metrics::new();
         let db = Database::connect(&settings.database)
@@ -116,6 +126,8 @@ impl App {
         let auth = Auth::new(&settings.auth, settings.dev_mode, registry);
         let limiter = RateLimiter::new(&settings.ratelimit, redis.clone(), registry);
         let shutdown = CancellationToken::new();
+        let responder = responder
+            .unwrap_or_else(|| Arc::new(Tutor::new(&settings.tutor, content.clone(), registry)));
         let chatkit_metrics = ChatKitMetrics::register(registry);
         let store = ThreadStore::new(&db, &metrics.store);
         let chatkit = ChatKit::new(store, responder, chatkit_metrics, shutdown.clone());
@@ -144,7 +156,8 @@ pub struct Application {
 impl Application {
     /// Connects backends and binds `HOST:PORT` (port 0 = any free port).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        Self::build_with(settings, Arc::new(EchoResponder)).await
+        let addr = SocketAddr::new(settings.server.host, settings.server.port);
+        Self::bind(App::new(settings).await?, addr).await
     }
 
     /// As [`Application::build`], with replies from `responder` (tests use slow or failing
@@ -154,7 +167,10 @@ impl Application {
         responder: Arc<dyn Responder>,
     ) -> Result<Self, StartError> {
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
-        let app = App::with_responder(settings, responder).await?;
+        Self::bind(App::with_responder(settings, responder).await?, addr).await
+    }
+
+    async fn bind(app: App, addr: SocketAddr) -> Result<Self, StartError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;

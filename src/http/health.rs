@@ -14,13 +14,16 @@ use crate::app::AppState;
 pub struct Live {
     status: &'static str,
     version: &'static str,
+    /// Which tutor answers: `offline` or `{api}:{model} @ {base url}`.
+    tutor: String,
 }
 
-/// Liveness: answers as long as the process serves requests.
-pub async fn live() -> Json<Live> {
+/// Liveness: answers as long as the process serves requests (no I/O).
+pub async fn live(State(state): State<AppState>) -> Json<Live> {
     Json(Live {
         status: "ok",
         version: crate::VERSION,
+        tutor: state.chatkit.responder.describe(),
     })
 }
 

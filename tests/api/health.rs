@@ -1,6 +1,6 @@
 //! `/health`, `/health/ready`, `/`, `/metrics`.
 
-use crate::helpers::{Backend, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, spawn_app, spawn_app_with, spawn_tutor_app_with};
 use crate::per_backend;
 use serde_json::Value;
 
@@ -94,4 +94,25 @@ async fn root_lists_name_version_and_endpoints() {
     assert_eq!(body["name"], "study-mode-api");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(body["endpoints"].as_object().is_some_and(|e| e.len() >= 3));
+}
+
+#[tokio::test]
+async fn liveness_says_plainly_which_tutor_is_active() {
+    let offline = spawn_tutor_app_with(Backend::Embedded, &[]).await;
+    let body: Value = offline.get("/health").await.json().await.expect("json");
+    assert_eq!(body["tutor"], "offline");
+
+    let model = spawn_tutor_app_with(
+        Backend::Embedded,
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("STUDY_MODE_MODEL", "gpt-test"),
+        ],
+    )
+    .await;
+    let body: Value = model.get("/health").await.json().await.expect("json");
+    let tutor = body["tutor"].as_str().expect("tutor is a string");
+    assert!(tutor.contains("gpt-test"), "{tutor}");
+    assert!(!tutor.contains("sk-test"), "the key never shows: {tutor}");
 }

@@ -12,9 +12,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use sqlx::Connection;
 use study_mode_api::app::{AppState, Application};
+use study_mode_api::chatkit::EchoResponder;
 use study_mode_api::config::{Env, Settings};
+use study_mode_api::tutor::turn::Responder;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -199,15 +203,32 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
 
+/// An app whose replies come from the deterministic `EchoResponder`: protocol tests assert
+/// exact reply text. Use [`spawn_tutor_app_with`] for the production default (the tutor).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    spawn(backend, extra, Some(Arc::new(EchoResponder))).await
+}
+
+/// An app exactly as `study-mode-api serve` builds it (replies from the tutor).
+pub async fn spawn_tutor_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    spawn(backend, extra, None).await
+}
+
+async fn spawn(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    responder: Option<Arc<dyn Responder>>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (settings, redis_prefix) = settings_for(backend, &dir, extra);
     if backend == Backend::Production {
         assert_redis_is_up().await;
     }
-    let app = Application::build(settings)
-        .await
-        .unwrap_or_else(|e| panic!("the {backend:?} app failed to start: {e}"));
+    let app = match responder {
+        Some(r) => Application::build_with(settings, r).await,
+        None => Application::build(settings).await,
+    }
+    .unwrap_or_else(|e| panic!("the {backend:?} app failed to start: {e}"));
     let port = app.port();
     let state = app.state();
     let (stop, stopped) = oneshot::channel::<()>();
