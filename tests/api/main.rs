@@ -14,6 +14,8 @@ mod chatkit_streams;
 mod docs;
 mod errors;
 mod health;
+mod openapi;
 mod server;
 mod store;
+mod study;
 mod tutor;

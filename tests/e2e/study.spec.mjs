@@ -1,0 +1,271 @@
+// Browser end-to-end tests of the study page, run by scripts/test.d/50-browser.sh against a
+// real server (BASE_URL) in Debian's headless Chromium through playwright-core.
+//
+// Synchronisation is by explicit waits on selectors and states, never by sleeping. Tests run in
+// order and share one page where a later step needs an earlier one's thread.
+
+import { createRequire } from "node:module";
+import path from "node:path";
+import fs from "node:fs";
+import os from "node:os";
+
+const BASE_URL = process.env.BASE_URL ?? "http://127.0.0.1:8000";
+const ARTIFACTS = process.env.E2E_ARTIFACTS ?? path.resolve("e2e-artifacts");
+const NODE_MODULES = process.env.E2E_NODE_MODULES ?? path.join(os.homedir(), ".cache/study-mode-e2e/node_modules");
+const CHAT_LIMIT = parseInt((process.env.RATE_LIMIT_CHAT ?? "6/minute").split("/")[0], 10);
+const TIMEOUT = 30_000;
+
+const require = createRequire(path.join(NODE_MODULES, "noop.js"));
+const { chromium } = require("playwright-core");
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+// ---------- fixtures ----------
+
+let browser;
+let context;
+let page;
+const offOrigin = [];
+const pageErrors = [];
+
+async function newContext(userId) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  ctx.setDefaultTimeout(TIMEOUT);
+  await ctx.addInitScript((id) => {
+    if (!localStorage.getItem("study.userId")) localStorage.setItem("study.userId", id);
+  }, userId);
+  return ctx;
+}
+
+async function openStudy(p) {
+  await p.goto(`${BASE_URL}/study`);
+  await p.waitForSelector("body[data-ready='true']");
+  await p.waitForSelector("#lesson-tree[data-state='ready'] .lesson-link");
+}
+
+async function pickFirstLesson(p) {
+  const link = p.locator(".lesson-link").first();
+  const title = (await link.textContent()).trim();
+  await link.click();
+  await p.waitForSelector(".lesson-link[aria-current='true']");
+  await p.locator("#lesson h1").filter({ hasText: title }).waitFor();
+  return title;
+}
+
+async function sendMessage(p, text) {
+  await p.fill("#composer-input", text);
+  await p.press("#composer-input", "Enter");
+}
+
+const lastReply = (p) => p.locator(".message.assistant").last();
+
+// ---------- tests ----------
+
+test("the study page loads offline from the binary with no request to another origin", async () => {
+  await openStudy(page);
+  const count = await page.locator(".lesson-link").count();
+  expect(count > 0, "the lesson tree is empty");
+  expect(offOrigin.length === 0, `requests left the origin: ${offOrigin.join(", ")}`);
+});
+
+let threadTitle;
+
+test("a student picks a lesson, sends a message with Enter and sees the reply streamed", async () => {
+  const title = await pickFirstLesson(page);
+  const body = await page.locator("#lesson .lesson-body").textContent();
+  expect(body.trim().length > 20, `the lesson body of "${title}" is empty`);
+  await page.locator("#suggestions .chip").first().waitFor();
+
+  const streamed = page.waitForResponse((r) => r.url().includes("/chatkit") && r.request().postData()?.includes("threads.create"));
+  await sendMessage(page, "What is this lesson about?");
+  const response = await streamed;
+  expect(response.headers()["content-type"]?.startsWith("text/event-stream"), "the reply was not an event stream");
+
+  await page.locator(".message.user").filter({ hasText: "What is this lesson about?" }).waitFor();
+  await page.waitForSelector(".message.assistant[data-done='true']");
+  const reply = (await lastReply(page).locator(".body").textContent()).trim();
+  expect(reply.length > 0, "the reply is empty");
+  const sse = (await response.body()).toString("utf8");
+  const deltas = sse.split("assistant_message.content_part.text_delta").length - 1;
+  expect(deltas >= 2, `the reply arrived in ${deltas} text deltas, not streamed`);
+  await page.waitForSelector("#send:not([disabled])");
+  await page.locator(".thread-open[aria-current='true']").waitFor();
+  threadTitle = (await page.locator(".thread-open[aria-current='true']").textContent()).trim();
+  await page.screenshot({ path: path.join(ARTIFACTS, "study-reply.png"), fullPage: true });
+});
+
+test("a thumbs up on a reply is recorded and shown as pressed", async () => {
+  const up = lastReply(page).locator(".feedback button[data-kind='positive']");
+  await up.click();
+  await page.waitForSelector(".message.assistant .feedback button[data-kind='positive'][aria-pressed='true']");
+  expect(await page.locator("#alert").isHidden(), "feedback showed an error");
+});
+
+test("after a reload the thread is in the lesson's history and reopens with its messages", async () => {
+  await page.reload();
+  await page.waitForSelector("body[data-ready='true']");
+  await page.waitForSelector(".lesson-link[aria-current='true']");
+  const row = page.locator(".thread-open", { hasText: threadTitle });
+  await row.waitFor();
+  await row.click();
+  await page.locator(".message.user").filter({ hasText: "What is this lesson about?" }).waitFor();
+  await page.waitForSelector(".message.assistant[data-done='true']");
+});
+
+test("a thread can be renamed from the history by keyboard", async () => {
+  const item = page.locator(".thread", { has: page.locator(".thread-open", { hasText: threadTitle }) });
+  await item.locator(".thread-rename").focus();
+  await page.keyboard.press("Enter");
+  const input = page.locator(".rename-form input");
+  await input.waitFor();
+  await input.fill("Renamed by the browser test");
+  await input.press("Enter");
+  await page.locator(".thread-open", { hasText: "Renamed by the browser test" }).waitFor();
+  threadTitle = "Renamed by the browser test";
+});
+
+test("a deleted thread disappears from the history and stays gone after a reload", async () => {
+  page.once("dialog", (dialog) => dialog.accept());
+  const item = page.locator(".thread", { has: page.locator(".thread-open", { hasText: threadTitle }) });
+  await item.locator(".thread-delete").click();
+  await page.locator(".thread-open", { hasText: threadTitle }).waitFor({ state: "detached" });
+  await page.reload();
+  await page.waitForSelector(".lesson-link[aria-current='true']");
+  await page.locator("#thread-list li").first().waitFor();
+  expect(await page.locator(".thread-open", { hasText: threadTitle }).count() === 0, "the deleted thread came back");
+});
+
+test("model text with HTML and script links is rendered as inert text", async () => {
+  const result = await page.evaluate(async () => {
+    const { renderMarkdown } = await import("/study/markdown.js");
+    const box = document.createElement("div");
+    box.append(renderMarkdown('<img src=x onerror="window.__xss=1"> **bold** [bad](javascript:alert(1)) [ok](https://example.org) <script>window.__xss=2</script>\n\n- one\n- two\n\n```\n<b>code</b>\n```'));
+    return {
+      img: box.querySelectorAll("img, script").length,
+      links: [...box.querySelectorAll("a")].map((a) => a.getAttribute("href")),
+      strong: box.querySelectorAll("strong").length,
+      items: box.querySelectorAll("li").length,
+      code: box.querySelector("pre code")?.textContent,
+      text: box.textContent,
+      xss: window.__xss ?? null,
+    };
+  });
+  expect(result.img === 0, "an <img> or <script> element was created");
+  expect(JSON.stringify(result.links) === JSON.stringify(["https://example.org"]), `unexpected links ${JSON.stringify(result.links)}`);
+  expect(result.strong === 1 && result.items === 2, "bold or list items were not rendered");
+  expect(result.code === "<b>code</b>", `code block was not literal: ${result.code}`);
+  expect(result.text.includes("<img src=x"), "the HTML was dropped instead of shown as text");
+  expect(result.xss === null, "injected script ran");
+});
+
+test("a missing lesson shows the server's error message", async () => {
+  await page.goto(`${BASE_URL}/study#lesson=no-such-part/no-such-lesson`);
+  await page.waitForSelector("body[data-ready='true']");
+  await page.locator("#lesson", { hasText: "Could not load the lesson" }).waitFor();
+  const text = await page.locator("#lesson").textContent();
+  expect(text.includes("no-such-part/no-such-lesson"), `the message does not name the lesson: ${text}`);
+});
+
+test("the chat limit is shown with its Retry-After", async () => {
+  const ctx = await newContext(`e2e-limit-${Date.now()}`);
+  const p = await ctx.newPage();
+  try {
+    await openStudy(p);
+    await pickFirstLesson(p);
+    for (let i = 0; i < CHAT_LIMIT; i += 1) {
+      await sendMessage(p, `question ${i}`);
+      await p.locator(".message.user", { hasText: `question ${i}` }).waitFor();
+      await p.waitForSelector("#send:not([disabled])");
+    }
+    await sendMessage(p, "one too many");
+    const alert = p.locator("#alert", { hasText: "Too many requests" });
+    await alert.waitFor();
+    const text = await alert.textContent();
+    expect(/Try again in \d+ s/.test(text), `no Retry-After in "${text}"`);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("the page fits a phone-width screen and the composer stays usable", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  ctx.setDefaultTimeout(TIMEOUT);
+  const p = await ctx.newPage();
+  try {
+    await openStudy(p);
+    await pickFirstLesson(p);
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 1, `the page scrolls sideways by ${overflow}px`);
+    await p.locator("#composer-input").scrollIntoViewIfNeeded();
+    expect(await p.locator("#composer-input").isVisible(), "the composer is not visible");
+    await p.screenshot({ path: path.join(ARTIFACTS, "study-phone.png"), fullPage: true });
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("the documentation page renders every path of /openapi.json", async () => {
+  const doc = await (await fetch(`${BASE_URL}/openapi.json`)).json();
+  await page.goto(`${BASE_URL}/docs`);
+  await page.waitForSelector("body[data-ready='true']");
+  const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+  expect(await page.locator(".op").count() === operations, "not every operation is shown");
+  await page.locator(".op", { hasText: "/chatkit" }).first().waitFor();
+});
+
+// ---------- runner ----------
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "study-e2e-profile-"));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    timeout: 60_000,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      `--user-data-dir=${profile}`],
+  });
+  context = await newContext(`e2e-student-${Date.now()}`);
+  page = await context.newPage();
+  const origin = new URL(BASE_URL).origin;
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (!["data:", "blob:"].includes(url.protocol) && url.origin !== origin) offOrigin.push(r.url());
+  });
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+
+  let passed = 0;
+  let failed = 0;
+  for (const { name, fn } of tests) {
+    try {
+      await fn();
+      passed += 1;
+      console.log(`ok   - ${name}`);
+    } catch (error) {
+      failed += 1;
+      console.log(`FAIL - ${name}\n       ${String(error?.message ?? error).split("\n").join("\n       ")}`);
+      const file = `failure-${passed + failed}.png`;
+      await page.screenshot({ path: path.join(ARTIFACTS, file), fullPage: true }).catch(() => {});
+    }
+  }
+  if (pageErrors.length) {
+    failed += 1;
+    console.log(`FAIL - the page raised no script errors\n       ${pageErrors.join("\n       ")}`);
+  }
+  await browser.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+  console.log(`browser e2e: ${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+main().catch((error) => {
+  console.error(`browser e2e: could not run: ${error?.stack ?? error}`);
+  console.log("browser e2e: 0 passed, 1 failed");
+  process.exit(1);
+});
