@@ -188,8 +188,17 @@ async function openLesson(path) {
     startThread();
     await Promise.all([refreshHistory(), loadSuggestions()]);
   } catch (error) {
+    state.lesson = null;
+    startThread();
+    $("thread-list").replaceChildren();
+    $("suggestions").replaceChildren();
     article.replaceChildren(textNode("p", `Could not load the lesson: ${error.message}`));
   }
+}
+
+/** The lesson named in the URL fragment (`#lesson=path`), so links and Back work. */
+function lessonFromHash() {
+  return new URLSearchParams(location.hash.slice(1)).get("lesson");
 }
 
 function textNode(tag, text) {
@@ -586,8 +595,12 @@ function init() {
   $("stop").addEventListener("click", abortStream);
   $("new-thread").addEventListener("click", startThread);
   $("mode").addEventListener("change", loadSuggestions);
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("lesson");
+  window.addEventListener("hashchange", () => {
+    const wanted = lessonFromHash();
+    if (wanted && wanted !== state.lesson?.path) openLesson(wanted);
+  });
   loadLessonTree().then(() => {
+    const wanted = lessonFromHash();
     if (wanted) openLesson(wanted);
   });
   document.body.dataset.ready = "true";

@@ -27,19 +27,17 @@ function expect(condition, message) {
 
 // ---------- fixtures ----------
 
-let browser;
 let context;
 let page;
 const offOrigin = [];
 const pageErrors = [];
 
-async function newContext(userId) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  ctx.setDefaultTimeout(TIMEOUT);
-  await ctx.addInitScript((id) => {
-    if (!localStorage.getItem("study.userId")) localStorage.setItem("study.userId", id);
-  }, userId);
-  return ctx;
+/** Switches the identity through the page's own form (localStorage is shared by all pages). */
+async function switchUser(p, userId) {
+  await p.click("#identity summary");
+  await p.fill("#user-id", userId);
+  await p.press("#user-id", "Enter");
+  await p.locator("#identity-summary", { hasText: userId }).waitFor();
 }
 
 async function openStudy(p) {
@@ -79,7 +77,6 @@ test("a student picks a lesson, sends a message with Enter and sees the reply st
   const title = await pickFirstLesson(page);
   const body = await page.locator("#lesson .lesson-body").textContent();
   expect(body.trim().length > 20, `the lesson body of "${title}" is empty`);
-  await page.locator("#suggestions .chip").first().waitFor();
 
   const streamed = page.waitForResponse((r) => r.url().includes("/chatkit") && r.request().postData()?.includes("threads.create"));
   await sendMessage(page, "What is this lesson about?");
@@ -97,6 +94,24 @@ test("a student picks a lesson, sends a message with Enter and sees the reply st
   await page.locator(".thread-open[aria-current='true']").waitFor();
   threadTitle = (await page.locator(".thread-open[aria-current='true']").textContent()).trim();
   await page.screenshot({ path: path.join(ARTIFACTS, "study-reply.png"), fullPage: true });
+});
+
+test("suggestion chips come from the server and a chip sends its text", async () => {
+  const p = await context.newPage();
+  try {
+    await openStudy(p);
+    await pickFirstLesson(p);
+    const chip = p.locator("#suggestions .chip").first();
+    await chip.waitFor();
+    const text = (await chip.textContent()).trim();
+    expect(text.length > 0, "an empty suggestion");
+    await chip.click();
+    await p.locator(".message.user", { hasText: text }).waitFor();
+    await p.waitForSelector(".message.assistant[data-done='true']");
+    await p.waitForSelector("#send:not([disabled])");
+  } finally {
+    await p.close();
+  }
 });
 
 test("a thumbs up on a reply is recorded and shown as pressed", async () => {
@@ -172,10 +187,10 @@ test("a missing lesson shows the server's error message", async () => {
 });
 
 test("the chat limit is shown with its Retry-After", async () => {
-  const ctx = await newContext(`e2e-limit-${Date.now()}`);
-  const p = await ctx.newPage();
+  const p = await context.newPage();
   try {
     await openStudy(p);
+    await switchUser(p, `e2e-limit-${Date.now()}`);
     await pickFirstLesson(p);
     for (let i = 0; i < CHAT_LIMIT; i += 1) {
       await sendMessage(p, `question ${i}`);
@@ -188,14 +203,13 @@ test("the chat limit is shown with its Retry-After", async () => {
     const text = await alert.textContent();
     expect(/Try again in \d+ s/.test(text), `no Retry-After in "${text}"`);
   } finally {
-    await ctx.close();
+    await p.close();
   }
 });
 
 test("the page fits a phone-width screen and the composer stays usable", async () => {
-  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  ctx.setDefaultTimeout(TIMEOUT);
-  const p = await ctx.newPage();
+  const p = await context.newPage();
+  await p.setViewportSize({ width: 390, height: 844 });
   try {
     await openStudy(p);
     await pickFirstLesson(p);
@@ -205,7 +219,7 @@ test("the page fits a phone-width screen and the composer stays usable", async (
     expect(await p.locator("#composer-input").isVisible(), "the composer is not visible");
     await p.screenshot({ path: path.join(ARTIFACTS, "study-phone.png"), fullPage: true });
   } finally {
-    await ctx.close();
+    await p.close();
   }
 });
 
@@ -223,16 +237,21 @@ test("the documentation page renders every path of /openapi.json", async () => {
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "study-e2e-profile-"));
-  browser = await chromium.launch({
+  // A persistent context on a fresh profile folder: playwright passes it as --user-data-dir.
+  context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     timeout: 60_000,
+    viewport: { width: 1280, height: 860 },
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--user-data-dir=${profile}`],
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  context = await newContext(`e2e-student-${Date.now()}`);
-  page = await context.newPage();
+  context.setDefaultTimeout(TIMEOUT);
+  const student = `e2e-student-${Date.now()}`;
+  await context.addInitScript((id) => {
+    if (!localStorage.getItem("study.userId")) localStorage.setItem("study.userId", id);
+  }, student);
+  page = context.pages()[0] ?? (await context.newPage());
   const origin = new URL(BASE_URL).origin;
   page.on("request", (r) => {
     const url = new URL(r.url());
@@ -258,7 +277,7 @@ async function main() {
     failed += 1;
     console.log(`FAIL - the page raised no script errors\n       ${pageErrors.join("\n       ")}`);
   }
-  await browser.close();
+  await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
   console.log(`browser e2e: ${passed} passed, ${failed} failed`);
   process.exit(failed === 0 ? 0 : 1);
