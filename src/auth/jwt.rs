@@ -75,6 +75,10 @@ pub fn check_header(token: &str) -> Result<String, AuthError> {
         }
         Some(_) => {}
     }
+    // RFC 7515 §4.1.11: critical extensions we do not implement make the token invalid.
+    if header.get("crit").is_some() {
+        return Err(AuthError::Malformed("unsupported critical header (`crit`)"));
+    }
     // Checked after `alg` so that an unsigned token (empty signature) gets the precise reason.
     for segment in [payload, signature] {
         if segment.is_empty() || URL_SAFE_NO_PAD.decode(segment).is_err() {

@@ -324,7 +324,8 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
     let value = value
         .to_str()
         .map_err(|_| AuthError::Malformed("the Authorization header is not ASCII"))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Malformed("use the Bearer scheme"));
     }

@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod auth;
+mod auth_sso;
 mod cache;
 mod docs;
 mod errors;
