@@ -10,5 +10,6 @@ mod cache;
 mod docs;
 mod errors;
 mod health;
+mod ratelimit;
 mod server;
 mod store;
