@@ -91,8 +91,11 @@ impl RedisLimiter {
         for w in windows {
             invocation.arg(w.limit).arg(millis(w.period));
         }
-        let mut conn = pool.connection().await?;
-        let run = invocation.invoke_async::<Vec<i64>>(&mut conn);
+        // The deadline covers connecting too: a down Redis must not hold requests for long.
+        let run = async {
+            let mut conn = pool.connection().await?;
+            invocation.invoke_async::<Vec<i64>>(&mut conn).await
+        };
         let out = tokio::time::timeout(CHECK_TIMEOUT, run)
             .await
             .map_err(|_| {
