@@ -153,10 +153,12 @@ impl Jwks {
         Err(AuthError::UnknownKey)
     }
 
-    /// With no keys at all we always may; otherwise once per [`UNKNOWN_KID_INTERVAL`].
+    /// Before the first successful fetch we always may (failures are paced by
+    /// [`FAILURE_BACKOFF`]); afterwards once per [`UNKNOWN_KID_INTERVAL`], even when the SSO
+    /// published no keys, so garbage `kid`s cannot make us hammer it.
     fn may_refresh_for_unknown_kid(&self) -> bool {
         let mut set = self.write();
-        if set.keys.is_empty() {
+        if set.fetched_at.is_none() {
             return true;
         }
         if set

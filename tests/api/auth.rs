@@ -199,7 +199,22 @@ async fn leeway_admits_a_token_that_expired_seconds_ago_but_not_minutes_ago() {
     let app = app_for(&sso, &[("JWT_LEEWAY_SECS", "30")]).await;
     let at = |exp: i64| rsa.sign(&json!({"sub":"u","exp": now() + exp}));
     assert!(auth(&app, &at(-10)).await.is_ok());
-    assert_rejected(auth(&app, &at(-45)).await, "expired", &at(-45)).await;
+    let late = at(-45);
+    assert_rejected(auth(&app, &late).await, "expired", &late).await;
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains(r#"study_mode_auth_requests_total{method="jwt",outcome="expired"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"study_mode_auth_requests_total{method="jwt",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    let signature = late.rsplit('.').next().expect("signature");
+    assert!(
+        !metrics.contains(signature),
+        "no part of a token reaches the metrics"
+    );
 }
 
 #[tokio::test]
