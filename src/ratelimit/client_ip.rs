@@ -98,6 +98,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_answer_is_the_peer_or_an_address_from_the_header(
+            peer in proptest::prelude::any::<[u8; 4]>(),
+            hops in proptest::collection::vec(proptest::prelude::any::<[u8; 4]>(), 0..6),
+            trust_peer in proptest::prelude::any::<bool>(),
+        ) {
+            let peer = IpAddr::from(peer);
+            let header = hops.iter().map(|h| IpAddr::from(*h).to_string()).collect::<Vec<_>>().join(", ");
+            let trusted = if trust_peer { vec![IpNet::from(peer)] } else { Vec::new() };
+            let got = resolve(peer, [header.as_str()].into_iter(), &trusted);
+            if trust_peer {
+                proptest::prop_assert!(got == peer || hops.iter().any(|h| IpAddr::from(*h) == got));
+            } else {
+                proptest::prop_assert_eq!(got, peer);
+            }
+        }
+    }
+
     #[test]
     fn bad_proxy_lists_are_refused() {
         assert!(parse_trusted("10.0.0.0/33").is_err());

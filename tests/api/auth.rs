@@ -477,3 +477,33 @@ async fn the_current_user_extractor_answers_401_json_over_http() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["id"], "http-user");
 }
+
+#[tokio::test]
+async fn an_sso_that_publishes_no_keys_is_asked_again_at_most_once_a_minute() {
+    let sso = FakeSso::start(&[]).await;
+    let app = app_for(&sso, &[]).await;
+    for _ in 0..4 {
+        let t = rsa().sign(&claims("u"));
+        assert_rejected(auth(&app, &t).await, "unknown key", &t).await;
+    }
+    assert_eq!(
+        sso.jwks_hits(),
+        2,
+        "the first fetch plus one unknown-kid refresh"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_opaque_token_share_one_userinfo_call() {
+    let sso = FakeSso::start(&[]).await;
+    let app = app_for(&sso, &[]).await;
+    let token = unique("opaque_");
+    sso.accept_opaque(&token, json!({"sub":"op"}));
+    let results = futures::future::join_all((0..10).map(|_| auth(&app, &token))).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|u| u.id == "op"))
+    );
+    assert_eq!(sso.userinfo_hits(), 1);
+}
