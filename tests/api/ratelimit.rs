@@ -52,7 +52,7 @@ async fn no_double_burst(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // A fixed window (or a fresh second) would admit again here; a sliding one does not.
     assert_eq!(admitted(limiter, Policy::Anon, &ip, 10).await, 0);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(admitted(limiter, Policy::Anon, &ip, 10).await, 5);
 }
 
@@ -61,10 +61,10 @@ async fn multi_window(backend: Backend) {
     let limiter = &app.state.limiter;
     let user = unique("u");
     assert_eq!(admitted(limiter, Policy::Chat, &user, 10).await, 3);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     // The 7 refused requests were counted in no window: 2 remain in the minute.
     assert_eq!(admitted(limiter, Policy::Chat, &user, 10).await, 2);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     let err = limiter
         .check(Policy::Chat, &user)
         .await
