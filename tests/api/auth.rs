@@ -507,3 +507,49 @@ async fn concurrent_requests_with_one_opaque_token_share_one_userinfo_call() {
     );
     assert_eq!(sso.userinfo_hits(), 1);
 }
+
+/// Collects log output in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tokens_never_reach_the_logs_even_when_the_sso_fails() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rsa = rsa();
+    let sso = FakeSso::start(&[&rsa]).await;
+    let app = app_for(&sso, &[]).await;
+    sso.set_down(true);
+    let opaque = unique("secret_opaque_");
+    let jwt = rsa.sign(&claims("u"));
+    assert!(auth(&app, &opaque).await.is_err());
+    assert!(auth(&app, &jwt).await.is_err());
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    assert!(
+        logs.contains("userinfo call failed"),
+        "the failure was logged: {logs}"
+    );
+    assert!(
+        logs.contains("JWKS refresh failed"),
+        "the failure was logged: {logs}"
+    );
+    assert!(!logs.contains(&opaque), "opaque token in the logs");
+    for segment in jwt.split('.') {
+        assert!(!logs.contains(segment), "a JWT segment in the logs");
+    }
+}
