@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod auth;
+mod auth_sso;
 mod cache;
 mod chatkit_client;
 mod chatkit_conformance;
@@ -14,6 +16,7 @@ mod chatkit_streams;
 mod docs;
 mod errors;
 mod health;
+mod ratelimit;
 mod server;
 mod store;
 mod tutor;
