@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod auth_sso;
 mod cache;
+mod chatkit_auth;
 mod chatkit_client;
 mod chatkit_conformance;
 mod chatkit_http;
