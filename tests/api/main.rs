@@ -4,7 +4,10 @@
 
 mod helpers;
 
+mod auth;
+mod auth_sso;
 mod cache;
+mod chatkit_auth;
 mod chatkit_client;
 mod chatkit_conformance;
 mod chatkit_http;
@@ -15,6 +18,7 @@ mod docs;
 mod errors;
 mod health;
 mod openapi;
+mod ratelimit;
 mod server;
 mod store;
 mod study;
