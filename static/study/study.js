@@ -441,15 +441,14 @@ function finishAssistant(id) {
   entry.element.dataset.done = "true";
   const box = document.createElement("div");
   box.className = "feedback";
-  box.append(feedbackButton(id, "positive", "👍", "Helpful"), feedbackButton(id, "negative", "👎", "Not helpful"));
+  box.append(feedbackButton(id, "positive", "Helpful"), feedbackButton(id, "negative", "Not helpful"));
   entry.element.append(box);
 }
 
-function feedbackButton(itemId, kind, glyph, label) {
+function feedbackButton(itemId, kind, label) {
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = glyph;
-  button.setAttribute("aria-label", label);
+  button.textContent = label;
   button.setAttribute("aria-pressed", "false");
   button.dataset.kind = kind;
   button.addEventListener("click", async () => {
