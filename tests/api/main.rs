@@ -4,9 +4,14 @@
 
 mod helpers;
 
+mod admin;
 mod cache;
+mod content;
+mod content_fake_github;
+mod content_warm_cache;
 mod docs;
 mod errors;
 mod health;
 mod server;
 mod store;
+mod suggestions;
