@@ -313,3 +313,52 @@ async fn a_second_instance_reads_the_lesson_from_redis_without_fetching() {
     .await;
     assert_eq!(l2_hits, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_timeout_serves_the_last_good_copy() {
+    let fake = FakeGitHub::start(&[("01-a/02-b.md", LESSON)]).await;
+    let app = fake
+        .spawn_app(
+            Backend::Embedded,
+            &[
+                ("CONTENT_CACHE_TTL", "1"),
+                ("CONTENT_FETCH_TIMEOUT_SECS", "1"),
+            ],
+        )
+        .await;
+    let p = path("01-a/02-b");
+    assert!(app.state.content.lesson(&p).await.expect("ok").is_some());
+    fake.set_delay(Duration::from_millis(2500));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let started = std::time::Instant::now();
+    let stale = app.state.content.lesson(&p).await.expect("served stale");
+    assert!(stale.is_some());
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "the fetch deadline applied"
+    );
+    assert_eq!(
+        metric(&app, "study_mode_content_stale_serves_total").await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_symlink_inside_the_local_book_cannot_lead_outside_it() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("secret.md"), "# Secret\n").expect("write");
+    let book = tempfile::tempdir().expect("tempdir");
+    std::fs::write(book.path().join("real.md"), "# Real\n").expect("write");
+    std::os::unix::fs::symlink(outside.path(), book.path().join("link")).expect("symlink");
+    let dir = book.path().to_str().expect("utf-8").to_owned();
+    let app = spawn_app_with(Backend::Embedded, &[("CONTENT_DIR", dir.as_str())]).await;
+    let real = app.state.content.lesson(&path("real")).await.expect("ok");
+    assert_eq!(real.expect("found").title, "Real");
+    let secret = app
+        .state
+        .content
+        .lesson(&path("link/secret"))
+        .await
+        .expect("ok");
+    assert!(secret.is_none(), "a file outside the root is never read");
+}
