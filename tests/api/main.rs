@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod cache;
 mod content;
+mod content_bench;
 mod content_fake_github;
 mod content_warm_cache;
 mod docs;
