@@ -103,8 +103,9 @@ enum Skip {
     None,
     /// An `import`/`export` statement spanning lines: open bracket depth.
     Statement(i32),
-    /// A multi-line JSX tag whose `>` or `/>` has not been seen yet.
-    Tag,
+    /// A multi-line JSX tag whose `>` or `/>` has not been seen yet: open brace depth of its
+    /// props (a `=>` inside `{…}` does not close the tag).
+    Tag(i32),
 }
 
 /// Removes MDX `import`/`export` statements, JSX component tags (capitalised names, one line or
@@ -117,7 +118,7 @@ pub fn clean_mdx(text: &str) -> String {
     for line in text.lines() {
         skip = match skip {
             Skip::Statement(depth) => statement_rest(depth, line),
-            Skip::Tag => tag_rest(line),
+            Skip::Tag(depth) => tag_rest(depth, line),
             Skip::None if fence.is_code(line) => {
                 out.push(line);
                 Skip::None
@@ -134,7 +135,7 @@ fn classify<'a>(line: &'a str, out: &mut Vec<&'a str>) -> Skip {
         return statement_rest(0, line);
     }
     if is_component_tag(t) {
-        return tag_rest(t);
+        return tag_rest(0, t);
     }
     if t.starts_with("{/*") && t.trim_end().ends_with("*/}") {
         return Skip::None;
@@ -172,13 +173,14 @@ fn is_component_tag(t: &str) -> bool {
         .is_some_and(|c| c.is_ascii_uppercase())
 }
 
-/// A tag is over when its line closes it (`>` outside quotes/braces, approximated by the last
-/// character); otherwise keep skipping props lines.
-fn tag_rest(line: &str) -> Skip {
-    if line.trim_end().ends_with('>') {
+/// A tag is over when a line ends with `>` outside any `{…}` prop expression; until then its
+/// props lines are skipped.
+fn tag_rest(depth: i32, line: &str) -> Skip {
+    let depth = depth + bracket_balance(line);
+    if depth <= 0 && line.trim_end().ends_with('>') {
         Skip::None
     } else {
-        Skip::Tag
+        Skip::Tag(depth.max(0))
     }
 }
 
@@ -340,6 +342,11 @@ Before.
 />
 
 <Hint text="look closely" />
+
+<Check
+  verify={(answer) =>
+    answer === 4}
+/>
 
 <Tabs>
 <TabItem value="py">
