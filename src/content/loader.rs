@@ -6,6 +6,9 @@
 //! number of concurrent first requests cause one L2 read and at most one origin fetch chain.
 //! moka is already our cache, so this needs no second map of shared futures.
 //!
+//! An invalidation that lands while a load of the same lesson is in flight may be overtaken by
+//! that load's (older) result; the next push or TTL expiry corrects it.
+//!
 //! Stale-on-error: moka has no stale-while-revalidate, so every good copy is also kept in a
 //! "last good" tier (in-process, and in Redis for 30 days) that TTL expiry and invalidation do
 //! not touch; when the origin fails, that copy is served, counted, and retried after 30 s.

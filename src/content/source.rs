@@ -99,12 +99,14 @@ pub struct GitHubSource {
     raw_base: String,
     api_base: String,
     token: Option<String>,
+    fetch_timeout: std::time::Duration,
 }
 
 impl GitHubSource {
     fn new(settings: &ContentSettings, repo: &str) -> Self {
         // Only fails when the TLS backend cannot initialise; the default client then still
-        // works for plain HTTP, and the failure shows on the first fetch.
+        // works for plain HTTP, and the failure shows on the first fetch. Every request also
+        // carries its own deadline (see `request`), so the fallback is never unbounded.
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.fetch_timeout)
@@ -119,11 +121,12 @@ impl GitHubSource {
             raw_base: settings.github_raw_base_url.clone(),
             api_base: settings.github_api_base_url.clone(),
             token: settings.github_token.clone(),
+            fetch_timeout: settings.fetch_timeout,
         }
     }
 
     fn request(&self, url: &str) -> reqwest::RequestBuilder {
-        let req = self.client.get(url);
+        let req = self.client.get(url).timeout(self.fetch_timeout);
         match &self.token {
             Some(t) => req.header(reqwest::header::AUTHORIZATION, format!("token {t}")),
             None => req,
