@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod auth_sso;
 mod cache;
@@ -14,10 +15,15 @@ mod chatkit_http;
 mod chatkit_isolation;
 mod chatkit_store;
 mod chatkit_streams;
+mod content;
+mod content_bench;
+mod content_fake_github;
+mod content_warm_cache;
 mod docs;
 mod errors;
 mod health;
 mod ratelimit;
 mod server;
 mod store;
+mod suggestions;
 mod tutor;
