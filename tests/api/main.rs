@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod auth_sso;
 mod cache;
@@ -14,6 +15,10 @@ mod chatkit_http;
 mod chatkit_isolation;
 mod chatkit_store;
 mod chatkit_streams;
+mod content;
+mod content_bench;
+mod content_fake_github;
+mod content_warm_cache;
 mod docs;
 mod errors;
 mod health;
@@ -22,4 +27,5 @@ mod ratelimit;
 mod server;
 mod store;
 mod study;
+mod suggestions;
 mod tutor;
