@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -185,8 +185,23 @@ const TITLE_CONCURRENCY: usize = 8;
 /// Every lesson of the book with its title, sorted by path. The page's only view of the
 /// content subsystem's listing, so an API change there is absorbed here.
 async fn lesson_index(content: &Content) -> Result<Vec<LessonEntryOut>, ContentError> {
-    let _ = (content, TITLE_CONCURRENCY, fallback_title("x"));
-    Ok(Vec::new())
+    let paths = content.source().list().await?;
+    let mut entries: Vec<LessonEntryOut> = futures::stream::iter(paths)
+        .map(|path| async move {
+            let title = match content.lesson(&path).await {
+                Ok(Some(lesson)) => lesson.title.clone(),
+                _ => fallback_title(path.as_str()),
+            };
+            LessonEntryOut {
+                path: path.to_string(),
+                title,
+            }
+        })
+        .buffer_unordered(TITLE_CONCURRENCY)
+        .collect()
+        .await;
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
 }
 
 /// The last path segment, for a lesson whose title cannot be read right now.

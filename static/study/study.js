@@ -176,11 +176,12 @@ async function openLesson(path) {
   try {
     const lesson = await getJson(`/content/lesson?lesson_path=${encodeURIComponent(path)}`);
     state.lesson = { path: lesson.path, title: lesson.title };
-    const title = textNode("h1", lesson.title);
     const body = document.createElement("div");
     body.className = "lesson-body";
     renderInto(body, lesson.body);
-    article.replaceChildren(title, body);
+    // Most lessons open with their own `# Title`; add one only when the body has none.
+    if (body.firstElementChild?.tagName === "H1") article.replaceChildren(body);
+    else article.replaceChildren(textNode("h1", lesson.title), body);
     document.querySelectorAll(".lesson-link").forEach((b) => {
       b.setAttribute("aria-current", String(b.dataset.path === lesson.path));
     });

@@ -51,7 +51,8 @@ async function pickFirstLesson(p) {
   const title = (await link.textContent()).trim();
   await link.click();
   await p.waitForSelector(".lesson-link[aria-current='true']");
-  await p.locator("#lesson h1").filter({ hasText: title }).waitFor();
+  await p.locator("#lesson h1").filter({ hasText: title }).first().waitFor();
+  expect((await p.locator("#lesson h1").count()) === 1, "the lesson shows more than one title");
   return title;
 }
 
@@ -71,7 +72,9 @@ test("the study page loads offline from the binary with no request to another or
   expect(offOrigin.length === 0, `requests left the origin: ${offOrigin.join(", ")}`);
 });
 
+let threadId;
 let threadTitle;
+const threadRow = () => page.locator(`.thread[data-thread-id="${threadId}"]`);
 
 test("a student picks a lesson, sends a message with Enter and sees the reply streamed", async () => {
   const title = await pickFirstLesson(page);
@@ -92,7 +95,10 @@ test("a student picks a lesson, sends a message with Enter and sees the reply st
   expect(deltas >= 2, `the reply arrived in ${deltas} text deltas, not streamed`);
   await page.waitForSelector("#send:not([disabled])");
   await page.locator(".thread-open[aria-current='true']").waitFor();
-  threadTitle = (await page.locator(".thread-open[aria-current='true']").textContent()).trim();
+  const current = page.locator(".thread", { has: page.locator(".thread-open[aria-current='true']") });
+  threadId = await current.getAttribute("data-thread-id");
+  threadTitle = (await current.locator(".thread-open").textContent()).trim();
+  expect(threadId && threadTitle, "the new thread has no id or title in the history");
   await page.screenshot({ path: path.join(ARTIFACTS, "study-reply.png"), fullPage: true });
 });
 
@@ -125,7 +131,7 @@ test("after a reload the thread is in the lesson's history and reopens with its 
   await page.reload();
   await page.waitForSelector("body[data-ready='true']");
   await page.waitForSelector(".lesson-link[aria-current='true']");
-  const row = page.locator(".thread-open", { hasText: threadTitle });
+  const row = threadRow().locator(".thread-open", { hasText: threadTitle });
   await row.waitFor();
   await row.click();
   await page.locator(".message.user").filter({ hasText: "What is this lesson about?" }).waitFor();
@@ -133,26 +139,33 @@ test("after a reload the thread is in the lesson's history and reopens with its 
 });
 
 test("a thread can be renamed from the history by keyboard", async () => {
-  const item = page.locator(".thread", { has: page.locator(".thread-open", { hasText: threadTitle }) });
-  await item.locator(".thread-rename").focus();
+  await threadRow().locator(".thread-rename").focus();
   await page.keyboard.press("Enter");
   const input = page.locator(".rename-form input");
   await input.waitFor();
   await input.fill("Renamed by the browser test");
   await input.press("Enter");
-  await page.locator(".thread-open", { hasText: "Renamed by the browser test" }).waitFor();
+  await threadRow().locator(".thread-open", { hasText: "Renamed by the browser test" }).waitFor();
   threadTitle = "Renamed by the browser test";
 });
 
 test("a deleted thread disappears from the history and stays gone after a reload", async () => {
   page.once("dialog", (dialog) => dialog.accept());
-  const item = page.locator(".thread", { has: page.locator(".thread-open", { hasText: threadTitle }) });
-  await item.locator(".thread-delete").click();
-  await page.locator(".thread-open", { hasText: threadTitle }).waitFor({ state: "detached" });
+  await threadRow().locator(".thread-delete").click();
+  await threadRow().waitFor({ state: "detached" });
   await page.reload();
   await page.waitForSelector(".lesson-link[aria-current='true']");
   await page.locator("#thread-list li").first().waitFor();
-  expect(await page.locator(".thread-open", { hasText: threadTitle }).count() === 0, "the deleted thread came back");
+  expect((await threadRow().count()) === 0, "the deleted thread came back");
+  const gone = await page.evaluate(async (id) => {
+    const r = await fetch("/chatkit", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-User-ID": localStorage.getItem("study.userId") },
+      body: JSON.stringify({ type: "threads.get_by_id", params: { thread_id: id } }),
+    });
+    return r.status;
+  }, threadId);
+  expect(gone === 404, `the deleted thread still answers ${gone}`);
 });
 
 test("model text with HTML and script links is rendered as inert text", async () => {
