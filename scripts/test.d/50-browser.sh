@@ -52,34 +52,71 @@ BIN="$CARGO_TARGET_DIR/debug/study-mode-api"
 WORK="$(mktemp -d)"
 rm -rf "$ARTIFACTS" && mkdir -p "$ARTIFACTS"
 SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+MODEL_SERVER_PID=""
+MODEL_APP_PID=""
+stop() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
   fi
+}
+cleanup() {
+  stop "$SERVER_PID"
+  stop "$MODEL_APP_PID"
+  stop "$MODEL_SERVER_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-BASE_URL="http://127.0.0.1:$PORT"
-# A clean environment: the embedded defaults (SQLite in $WORK, in-process cache, offline tutor,
-# development mode), the repository's sample lessons, and a small chat limit for the 429 test.
-(cd "$WORK" && exec env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$PORT" \
-  CONTENT_DIR="$ROOT/sample-book" RATE_LIMIT_CHAT="${E2E_RATE_LIMIT_CHAT:-6/minute}" \
-  LOG_FORMAT=json LOG_LEVEL=info "$BIN" >"$ARTIFACTS/server.log" 2>&1) &
-SERVER_PID=$!
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-for _ in $(seq 1 300); do
-  curl -fsS "$BASE_URL/health" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { tail -n 30 "$ARTIFACTS/server.log" >&2; fail "the server exited at start"; }
-  sleep 0.1 # polling for readiness, bounded to 30 s
-done
-curl -fsS "$BASE_URL/health" >/dev/null || fail "the server did not answer /health within 30 s"
+# start_app NAME PORT VAR=VALUE…: the binary in a clean environment (the embedded defaults:
+# SQLite in its own folder, in-process cache, development mode) with the sample lessons.
+start_app() {
+  local name="$1" port="$2"
+  shift 2
+  mkdir -p "$WORK/$name"
+  (cd "$WORK/$name" && exec env -i PATH="$PATH" HOME="$WORK/$name" HOST=127.0.0.1 PORT="$port" \
+    CONTENT_DIR="$ROOT/sample-book" LOG_FORMAT=json LOG_LEVEL=info "$@" "$BIN" \
+    >"$ARTIFACTS/$name.log" 2>&1) &
+  STARTED_PID=$!
+}
+
+wait_ready() {
+  local url="$1" pid="$2" name="$3"
+  for _ in $(seq 1 300); do
+    curl -fsS "$url/health" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$ARTIFACTS/$name.log" >&2; fail "the $name server exited at start"; }
+    sleep 0.1 # polling for readiness, bounded to 30 s
+  done
+  fail "the $name server did not answer /health within 30 s"
+}
+
+# The main app: offline tutor, and a small chat limit for the 429 test.
+PORT="$(free_port)"
+BASE_URL="http://127.0.0.1:$PORT"
+CHAT_LIMIT="${E2E_RATE_LIMIT_CHAT:-6/minute}"
+start_app server "$PORT" RATE_LIMIT_CHAT="$CHAT_LIMIT"
+SERVER_PID=$STARTED_PID
+
+# A second app whose tutor is a slow local model server (the Stop-button test).
+node tests/e2e/slow-model.mjs "$WORK/model-port" >"$ARTIFACTS/slow-model.log" 2>&1 &
+MODEL_SERVER_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/model-port" ] && break; sleep 0.1; done
+[ -s "$WORK/model-port" ] || fail "the slow model server did not start"
+MODEL_URL="http://127.0.0.1:$(cat "$WORK/model-port")"
+MODEL_APP_PORT="$(free_port)"
+SLOW_BASE_URL="http://127.0.0.1:$MODEL_APP_PORT"
+start_app model-app "$MODEL_APP_PORT" OPENAI_API_KEY=e2e OPENAI_BASE_URL="$MODEL_URL/v1" \
+  MODEL_API=responses MODEL_MAX_RETRIES=0
+MODEL_APP_PID=$STARTED_PID
+
+wait_ready "$BASE_URL" "$SERVER_PID" server
+wait_ready "$SLOW_BASE_URL" "$MODEL_APP_PID" model-app
 
 status=0
-BASE_URL="$BASE_URL" CHROMIUM="$CHROMIUM" E2E_NODE_MODULES="$E2E_DIR/node_modules" \
-  E2E_ARTIFACTS="$ARTIFACTS" RATE_LIMIT_CHAT="${E2E_RATE_LIMIT_CHAT:-6/minute}" \
+BASE_URL="$BASE_URL" SLOW_BASE_URL="$SLOW_BASE_URL" MODEL_URL="$MODEL_URL" CHROMIUM="$CHROMIUM" \
+  E2E_NODE_MODULES="$E2E_DIR/node_modules" E2E_ARTIFACTS="$ARTIFACTS" RATE_LIMIT_CHAT="$CHAT_LIMIT" \
   node tests/e2e/study.spec.mjs || status=$?
 if [ "$status" != 0 ]; then
   echo "--- last server log lines ($ARTIFACTS/server.log) ---" >&2

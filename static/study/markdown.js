@@ -99,7 +99,7 @@ function renderList(lines, i, parent) {
 function renderParagraph(lines, i, parent) {
   const body = [];
   let j = i;
-  while (j < lines.length && lines[j].trim() !== "" && !startsBlock(lines[j])) body.push(lines[j++].trim());
+  while (j < lines.length && lines[j].trim() !== "" && !startsBlock(lines[j])) body.push(lines[j++].trimStart());
   if (body.length === 0) body.push(lines[j++].trim());
   parent.append(inline("p", body.join("\n")));
   return j;
@@ -139,12 +139,12 @@ function appendInline(parent, text) {
   appendInline(parent, text.slice(best.m.index + best.m[0].length));
 }
 
-/** Text with single newlines kept as line breaks. */
+/** Text; a single newline is a soft break (a space), a line ending in two spaces or `\` a hard one. */
 function appendText(parent, text) {
-  const parts = text.split("\n");
+  const parts = text.split(/(?: {2,}|\\)\n/);
   parts.forEach((part, k) => {
     if (k > 0) parent.append(document.createElement("br"));
-    if (part) parent.append(document.createTextNode(part));
+    if (part) parent.append(document.createTextNode(part.replace(/\n/g, " ")));
   });
 }
 

@@ -61,6 +61,15 @@ async function sendMessage(p, text) {
   await p.press("#composer-input", "Enter");
 }
 
+/** Polls `condition` (every 100 ms, up to TIMEOUT) for state outside the browser. */
+async function waitUntil(condition, message) {
+  const deadline = Date.now() + TIMEOUT;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 const lastReply = (p) => p.locator(".message.assistant").last();
 
 // ---------- tests ----------
@@ -215,6 +224,44 @@ test("the chat limit is shown with its Retry-After", async () => {
     await alert.waitFor();
     const text = await alert.textContent();
     expect(/Try again in \d+ s/.test(text), `no Retry-After in "${text}"`);
+  } finally {
+    await p.close();
+  }
+});
+
+test("Stop aborts a streaming reply, the model request is dropped and the partial reply is kept", async () => {
+  const slow = process.env.SLOW_BASE_URL;
+  const model = process.env.MODEL_URL;
+  expect(slow && model, "SLOW_BASE_URL and MODEL_URL are not set (run through scripts/test.d/50-browser.sh)");
+  const stats = async () => (await fetch(`${model}/stats`)).json();
+  const before = await stats();
+  const p = await context.newPage();
+  try {
+    await p.goto(`${slow}/study`);
+    await p.waitForSelector("#lesson-tree[data-state='ready'] .lesson-link");
+    await pickFirstLesson(p);
+    await sendMessage(p, "Tell me everything.");
+    // The reply is visibly streaming: a few words are in, the Stop button is offered.
+    await p.locator(".message.assistant[aria-busy='true'] .body", { hasText: "word3" }).waitFor();
+    await p.click("#stop");
+    await p.locator("#alert", { hasText: "Stopped." }).waitFor();
+    await p.waitForSelector("#send:not([disabled])");
+    expect(await p.locator("#stop").isHidden(), "the Stop button is still shown");
+    const shown = (await p.locator(".message.assistant .body").last().textContent()).trim();
+    // The server notices the disconnect and drops the upstream model request.
+    await waitUntil(async () => (await stats()).closed_early > before.closed_early, "the model request was never closed");
+    const after = await stats();
+    expect(after.requests === before.requests + 1, `expected one model request, saw ${after.requests - before.requests}`);
+    // The partial reply was saved: reopening the thread shows it, cut short.
+    await p.reload();
+    await p.waitForSelector(".lesson-link[aria-current='true']");
+    await p.locator(".thread-open").first().click();
+    const saved = p.locator(".message.assistant .body").last();
+    await saved.waitFor();
+    const text = (await saved.textContent()).trim();
+    expect(text.startsWith("word1 word2 word3"), `the saved partial reply is "${text.slice(0, 60)}"`);
+    expect(!text.includes("word600"), "the reply ran to the end despite Stop");
+    expect(shown.length > 0, "nothing was shown before Stop");
   } finally {
     await p.close();
   }
