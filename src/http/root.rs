@@ -17,6 +17,9 @@ pub async fn index() -> Json<Value> {
             "health": "GET /health",
             "ready": "GET /health/ready",
             "metrics": "GET /metrics",
+            "study": "GET /study",
+            "docs": "GET /docs",
+            "openapi": "GET /openapi.json",
         }
     }))
 }

@@ -200,6 +200,28 @@ test("model text with HTML and script links is rendered as inert text", async ()
   expect(result.xss === null, "injected script ran");
 });
 
+test("the SSE reader joins frames, CRLFs and UTF-8 characters split across network chunks", async () => {
+  const results = await page.evaluate(async () => {
+    const { readEvents } = await import("/study/sse.js");
+    const bytes = new TextEncoder().encode('data: {"n":1,"t":"héllo 👋"}\n\n: comment\n\ndata: {"n":2}\r\n\r\ndata: {"n":\r\ndata: 3,"t":"ü"}\r\n\r\n');
+    const parse = async (size) => {
+      const stream = new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += size) controller.enqueue(bytes.slice(i, i + size));
+          controller.close();
+        },
+      });
+      const out = [];
+      for await (const event of readEvents(new Response(stream))) out.push(event);
+      return out;
+    };
+    // Cuts of 1, 2, 3 and 7 bytes: frames, CRLF pairs and multi-byte characters all straddle.
+    return Promise.all([1, 2, 3, 7, bytes.length].map(parse));
+  });
+  const expected = JSON.stringify([{ n: 1, t: "héllo 👋" }, { n: 2 }, { n: 3, t: "ü" }]);
+  for (const events of results) expect(JSON.stringify(events) === expected, `parsed ${JSON.stringify(events)}`);
+});
+
 test("a missing lesson shows the server's error message", async () => {
   await page.goto(`${BASE_URL}/study#lesson=no-such-part/no-such-lesson`);
   await page.waitForSelector("body[data-ready='true']");
