@@ -177,6 +177,53 @@ test("a deleted thread disappears from the history and stays gone after a reload
   expect(gone === 404, `the deleted thread still answers ${gone}`);
 });
 
+test("the mode switch sends quiz as inference_options.model and the tutor quizzes", async () => {
+  await page.click("#new-thread");
+  await page.selectOption("#mode", "quiz");
+  const request = page.waitForRequest((r) => r.url().includes("/chatkit") && r.postData()?.includes("threads.create"));
+  await sendMessage(page, "Quiz me please");
+  const body = JSON.parse((await request).postData());
+  expect(body.params.input.inference_options.model === "quiz", `sent ${JSON.stringify(body.params.input.inference_options)}`);
+  await page.locator(".message.user", { hasText: "Quiz me please" }).waitFor();
+  await page.waitForSelector(".message.assistant[data-done='true']");
+  await page.waitForSelector("#send:not([disabled])");
+  const reply = await lastReply(page).locator(".body").textContent();
+  expect(/Question 1 of \d+/.test(reply), `not a quiz reply: ${reply.slice(0, 120)}`);
+  await page.selectOption("#mode", "teach");
+});
+
+test("a pasted bearer token is sent as Authorization instead of X-User-ID", async () => {
+  await page.click("#identity summary");
+  await page.fill("#token", "e2e-token-value");
+  await page.press("#token", "Enter");
+  await page.locator("#identity-summary", { hasText: "bearer token" }).waitFor();
+  const request = page.waitForRequest((r) => r.url().includes("/chatkit") && r.postData()?.includes("threads.list"));
+  await page.click("#new-thread");
+  await page.locator(".lesson-link").first().click();
+  const headers = (await request).headers();
+  expect(headers.authorization === "Bearer e2e-token-value", `authorization: ${headers.authorization}`);
+  expect(headers["x-user-id"] === undefined, "X-User-ID was sent with a token");
+  await page.click("#identity summary");
+  await page.fill("#token", "");
+  await page.press("#token", "Enter");
+  await page.locator("#identity-summary", { hasText: "e2e-student" }).waitFor();
+});
+
+test("every control has an accessible name and focus is visible", async () => {
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll("button, input, select, textarea")]
+      .filter((el) => !el.hidden && el.offsetParent !== null)
+      .filter((el) => {
+        const label = el.labels?.length ? el.labels[0].textContent : "";
+        return !(el.getAttribute("aria-label") || label.trim() || (el.tagName === "BUTTON" && el.textContent.trim()));
+      })
+      .map((el) => el.outerHTML.slice(0, 80)));
+  expect(unnamed.length === 0, `controls without a name: ${unnamed.join(" | ")}`);
+  await page.focus("#composer-input");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  expect(outline !== "none", "the focused composer shows no outline");
+});
+
 test("model text with HTML and script links is rendered as inert text", async () => {
   const result = await page.evaluate(async () => {
     const { renderMarkdown } = await import("/study/markdown.js");
