@@ -27,3 +27,4 @@ mod server;
 mod store;
 mod suggestions;
 mod tutor;
+mod tutor_chat;
