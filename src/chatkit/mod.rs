@@ -2,8 +2,8 @@
 //! 1.6.5), the dispatcher, the event stream and the thread store.
 //!
 //! Owns: the wire format of `POST /chatkit`, item ids, persistence order and event order.
-//! Must not know how replies are produced (see [`crate::tutor::turn`]); the deterministic
-//! [`EchoResponder`] stands in until the tutor provides its own `Responder`.
+//! Must not know how replies are produced (see [`crate::tutor::turn`]): the service uses the
+//! tutor; the deterministic [`EchoResponder`] serves the protocol tests.
 //! Protocol notes and every divergence from the reference: `docs/PROTOCOL.md`.
 
 // `ApiError` (the edge's one error type, owned by `crate::error`) is 176 bytes; it is built

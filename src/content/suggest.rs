@@ -13,14 +13,17 @@ pub enum Mode {
     Teach,
     /// Short lookups: definitions and summaries.
     Ask,
+    /// One question at a time, graded (the tutor's quiz mode).
+    Quiz,
 }
 
 impl Mode {
-    /// `teach` or `ask`; `None` for anything else.
+    /// `teach`, `ask` or `quiz`; `None` for anything else.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw.trim().to_ascii_lowercase().as_str() {
             "teach" => Some(Mode::Teach),
             "ask" => Some(Mode::Ask),
+            "quiz" => Some(Mode::Quiz),
             _ => None,
         }
     }
@@ -72,6 +75,7 @@ pub fn suggestions(lesson: Option<&Lesson>, mode: Mode) -> Suggestions {
     let suggestions = match mode {
         Mode::Teach => teach(&title, &topics),
         Mode::Ask => ask(&title, &topics),
+        Mode::Quiz => quiz(&title, &topics),
     };
     Suggestions {
         suggestions,
@@ -93,6 +97,11 @@ fn generic(mode: Mode) -> Vec<String> {
             "Summarise this page",
             "What are the key takeaways?",
             "Define the key terms",
+        ],
+        Mode::Quiz => &[
+            "Quiz me on this page",
+            "Ask me one question at a time",
+            "Test me on the key terms",
         ],
     };
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -135,6 +144,16 @@ fn ask(title: &str, topics: &[String]) -> Vec<String> {
         out.push("What are the key takeaways?".to_owned());
     }
     out.push("Define the key terms".to_owned());
+    out.truncate(4);
+    out
+}
+
+fn quiz(title: &str, topics: &[String]) -> Vec<String> {
+    let mut out = vec![format!("Quiz me on \"{title}\"")];
+    for topic in topics {
+        out.push(format!("Ask me a question about {topic}"));
+    }
+    out.push("Test me on the key terms".to_owned());
     out.truncate(4);
     out
 }
@@ -193,6 +212,20 @@ mod tests {
     }
 
     #[test]
+    fn quiz_suggestions_offer_questions_on_the_lesson_topics() {
+        let s = suggestions(Some(&lesson(RAW)), Mode::Quiz);
+        assert_eq!(
+            s.suggestions,
+            [
+                "Quiz me on \"Lists\"",
+                "Ask me a question about Indexing",
+                "Ask me a question about Slicing",
+                "Test me on the key terms"
+            ]
+        );
+    }
+
+    #[test]
     fn ask_suggestions_are_short_lookups() {
         let s = suggestions(Some(&lesson(RAW)), Mode::Ask);
         assert_eq!(
@@ -223,6 +256,7 @@ mod tests {
             assert_eq!(s.suggestions, generic(Mode::Teach));
         }
         assert_eq!(Mode::parse("ASK"), Some(Mode::Ask));
-        assert_eq!(Mode::parse("quiz"), None);
+        assert_eq!(Mode::parse("Quiz"), Some(Mode::Quiz));
+        assert_eq!(Mode::parse("review"), None);
     }
 }

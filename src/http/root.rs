@@ -14,9 +14,13 @@ pub async fn index() -> Json<Value> {
         "name": "study-mode-api",
         "version": crate::VERSION,
         "endpoints": {
+            "chatkit": "POST /chatkit",
+            "suggestions": "GET /chatkit/suggestions?lesson_path=&mode=teach|ask|quiz",
             "health": "GET /health",
             "ready": "GET /health/ready",
             "metrics": "GET /metrics",
+            "invalidate_cache": "POST /admin/invalidate-cache",
+            "github_webhook": "POST /webhooks/github",
             "study": "GET /study",
             "docs": "GET /docs",
             "openapi": "GET /openapi.json",

@@ -1,4 +1,4 @@
-//! `GET /chatkit/suggestions?lesson_path=…&mode=teach|ask`: lesson-aware prompt suggestions.
+//! `GET /chatkit/suggestions?lesson_path=…&mode=teach|ask|quiz`: lesson-aware prompt suggestions.
 //! Unauthenticated, so counted per client IP against the anonymous rate-limit policy.
 
 use axum::Router;
@@ -58,7 +58,9 @@ fn parse_query(raw: Option<&str>) -> Result<SuggestionsIn, QueryError> {
     };
     let mode = match first("mode").filter(|m| !m.trim().is_empty()) {
         Some(m) => Mode::parse(m).ok_or_else(|| {
-            QueryError::Mode(format!("unknown mode `{m}`; expected `teach` or `ask`"))
+            QueryError::Mode(format!(
+                "unknown mode `{m}`; expected `teach`, `ask` or `quiz`"
+            ))
         })?,
         None => Mode::Teach,
     };

@@ -14,12 +14,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
-use study_mode_api::app::{AppState, Application};
 use study_mode_api::tutor::turn::Responder;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use crate::helpers::{Backend, settings_for};
+use crate::helpers::{Backend, TestApp, spawn_app_with_responder};
 
 // ------------------------------------------------------------------ oracle
 
@@ -279,33 +276,12 @@ pub fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
 // ------------------------------------------------------------------ apps with a responder
 
 /// A running server whose replies come from a responder chosen by the test.
-pub struct ChatApp {
-    pub address: String,
-    pub state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
-}
+pub type ChatApp = TestApp;
 
-impl ChatApp {
+impl TestApp {
+    /// A ChatKit client acting as `user`.
     pub fn chat(&self, user: &str) -> Chat {
         Chat::new(&self.address, user)
-    }
-
-    /// Starts the graceful shutdown; the returned handle resolves when the server has stopped.
-    pub fn begin_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.handle.take().expect("running")
-    }
-}
-
-impl Drop for ChatApp {
-    fn drop(&mut self) {
-        if let Some(h) = &self.handle {
-            h.abort();
-        }
     }
 }
 
@@ -314,22 +290,5 @@ pub async fn spawn_chat_app(
     responder: Arc<dyn Responder>,
     extra: &[(&str, &str)],
 ) -> ChatApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (settings, _) = settings_for(backend, &dir, extra);
-    let app = Application::build_with(settings, responder)
-        .await
-        .unwrap_or_else(|e| panic!("the {backend:?} app failed to start: {e}"));
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    ChatApp {
-        address,
-        state,
-        stop: Some(stop),
-        handle: Some(handle),
-        _dir: dir,
-    }
+    spawn_app_with_responder(backend, extra, responder).await
 }

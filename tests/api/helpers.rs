@@ -150,13 +150,15 @@ impl TestApp {
 
     /// Sends SIGTERM-equivalent and waits for `run_until_stopped` to return.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.begin_shutdown().await.expect("server task panicked")
+    }
+
+    /// Starts the graceful shutdown; the returned handle resolves when the server has stopped.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.handle.take() {
-            Some(h) => h.await.expect("server task panicked"),
-            None => Ok(()),
-        }
+        self.handle.take().expect("running")
     }
 }
 
@@ -207,6 +209,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// exact reply text. Use [`spawn_tutor_app_with`] for the production default (the tutor).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     spawn(backend, extra, Some(Arc::new(EchoResponder))).await
+}
+
+/// An app whose replies come from `responder` (slow, failing or scripted responders).
+pub async fn spawn_app_with_responder(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    responder: Arc<dyn Responder>,
+) -> TestApp {
+    spawn(backend, extra, Some(responder)).await
 }
 
 /// An app exactly as `study-mode-api serve` builds it (replies from the tutor).

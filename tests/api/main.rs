@@ -29,3 +29,4 @@ mod store;
 mod study;
 mod suggestions;
 mod tutor;
+mod tutor_chat;

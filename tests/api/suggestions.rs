@@ -95,16 +95,25 @@ async fn bad_input(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = app
         .get(&format!(
-            "/chatkit/suggestions?lesson_path={LISTS}&mode=quiz"
+            "/chatkit/suggestions?lesson_path={LISTS}&mode=review"
         ))
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = resp.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or("");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("quiz")
+        message.contains("review") && message.contains("quiz"),
+        "{message}"
+    );
+    let quiz = app
+        .get(&format!(
+            "/chatkit/suggestions?lesson_path={LISTS}&mode=quiz"
+        ))
+        .await;
+    assert_eq!(
+        quiz.status(),
+        StatusCode::OK,
+        "quiz is the tutor's third mode"
     );
 }
 

@@ -3,6 +3,8 @@
 
 #[path = "tutor_bench.rs"]
 mod bench;
+#[path = "tutor_chatkit.rs"]
+mod chatkit;
 #[path = "tutor_transcripts.rs"]
 mod transcripts;
 #[path = "tutor_upstream.rs"]
