@@ -214,9 +214,7 @@ async function loadSuggestions() {
   const box = $("suggestions");
   box.replaceChildren();
   if (!state.lesson) return;
-  // Suggestions exist for teach and ask; quiz starts from the teach ones.
-  const mode = $("mode").value === "ask" ? "ask" : "teach";
-  const query = new URLSearchParams({ lesson_path: state.lesson.path, mode });
+  const query = new URLSearchParams({ lesson_path: state.lesson.path, mode: $("mode").value });
   try {
     const { suggestions } = await getJson(`/chatkit/suggestions?${query}`);
     for (const text of suggestions ?? []) {
