@@ -387,6 +387,11 @@ async function main() {
     if (!["data:", "blob:"].includes(url.protocol) && url.origin !== origin) offOrigin.push(r.url());
   });
   page.on("pageerror", (e) => pageErrors.push(String(e)));
+  // Failed fetches the tests provoke (404, 429) are logged by the browser; anything else — a
+  // Content-Security-Policy violation above all — is a failure.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(m.text());
+  });
 
   let passed = 0;
   let failed = 0;
@@ -404,7 +409,7 @@ async function main() {
   }
   if (pageErrors.length) {
     failed += 1;
-    console.log(`FAIL - the page raised no script errors\n       ${pageErrors.join("\n       ")}`);
+    console.log(`FAIL - the page raised no script errors or CSP violations\n       ${pageErrors.join("\n       ")}`);
   }
   await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
