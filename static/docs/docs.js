@@ -1,5 +1,15 @@
 // Renders /openapi.json as readable HTML. Every string from the document is set with
-// textContent (never innerHTML), so the page stays safe whatever the document holds.
+// textContent or the study page's safe Markdown renderer (never innerHTML), so the page stays
+// safe whatever the document holds.
+
+import { renderMarkdown } from "/study/markdown.js";
+
+/** An element holding `text` rendered as (safe) Markdown. */
+const md = (tag, text, className) => {
+  const node = el(tag, undefined, className);
+  node.append(renderMarkdown(text ?? ""));
+  return node;
+};
 
 const el = (tag, text, className) => {
   const node = document.createElement(tag);
@@ -39,13 +49,15 @@ function operation(path, method, op) {
   box.id = `${method}-${path}`.replace(/[^\w-]/g, "_");
   const h = el("h3");
   h.append(el("span", method, `method ${method}`), el("code", path));
-  box.append(h, el("p", op.summary ?? ""));
-  if (op.description) box.append(el("p", op.description));
+  box.append(h, md("div", op.summary));
+  if (op.description) box.append(md("div", op.description));
   if (op.parameters?.length) {
     const table = el("table");
     table.append(row(["parameter", "in", "required", "schema", "meaning"], "th"));
     for (const p of op.parameters) {
-      table.append(row([p.name, p.in, p.required ? "yes" : "no", describe(p.schema), p.description ?? ""]));
+      const cells = row([p.name, p.in, p.required ? "yes" : "no", describe(p.schema)]);
+      cells.append(md("td", p.description));
+      table.append(cells);
     }
     box.append(table);
   }
@@ -59,7 +71,8 @@ function operation(path, method, op) {
   const responses = el("table");
   responses.append(row(["status", "meaning", "body"], "th"));
   for (const [status, response] of Object.entries(op.responses ?? {})) {
-    const cells = row([status, response.description ?? ""]);
+    const cells = row([status]);
+    cells.append(md("td", response.description));
     const td = el("td");
     for (const [type, media] of Object.entries(response.content ?? {})) {
       td.append(el("code", type), " ", schemaRef(media.schema), " ");
@@ -81,7 +94,7 @@ function schemaBlock(name, schema) {
   const details = el("details");
   details.id = `schema-${name}`;
   details.append(el("summary", name));
-  if (schema.description) details.append(el("p", schema.description));
+  if (schema.description) details.append(md("div", schema.description));
   details.append(el("pre", JSON.stringify(schema, null, 2)));
   return details;
 }
@@ -93,7 +106,7 @@ async function main() {
     if (!response.ok) throw new Error(`${response.status}`);
     const doc = await response.json();
     document.getElementById("title").textContent = `${doc.info.title} ${doc.info.version}`;
-    document.getElementById("summary").textContent = doc.info.description ?? "";
+    document.getElementById("summary").replaceChildren(renderMarkdown(doc.info.description ?? ""));
     main.replaceChildren();
     const toc = document.getElementById("toc");
     for (const [path, item] of Object.entries(doc.paths)) {
