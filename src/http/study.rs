@@ -211,3 +211,35 @@ fn fallback_title(path: &str) -> String {
         .unwrap_or(path)
         .replace(['-', '_'], " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lesson_path_parameter_is_required_validated_and_decoded() {
+        assert_eq!(
+            lesson_path_param(None).err().as_deref(),
+            Some("query.lesson_path: required")
+        );
+        assert!(lesson_path_param(Some("lesson_path=a/../b")).is_err());
+        let path = lesson_path_param(Some("x=1&lesson_path=01-part%2F02-lesson"));
+        assert_eq!(
+            path.map(|p| p.to_string()).ok().as_deref(),
+            Some("01-part/02-lesson")
+        );
+    }
+
+    #[test]
+    fn a_lesson_without_a_readable_title_is_named_after_its_last_segment() {
+        assert_eq!(fallback_title("01-part/02-for_loops"), "02 for loops");
+    }
+
+    #[test]
+    fn every_embedded_asset_is_found_by_name_and_unknown_names_are_404() {
+        for asset in STUDY_ASSETS {
+            assert_eq!(serve(STUDY_ASSETS, asset.name).status(), 200);
+        }
+        assert_eq!(serve(DOCS_ASSETS, "../Cargo.toml").status(), 404);
+    }
+}
