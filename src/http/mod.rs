@@ -6,7 +6,9 @@
 mod admin;
 mod chatkit;
 mod health;
+mod openapi;
 mod root;
+mod study;
 mod suggestions;
 
 use std::time::Duration;
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(chatkit::routes())
         .merge(suggestions::routes())
         .merge(admin::routes())
+        .merge(study::routes())
+        .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 

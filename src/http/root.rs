@@ -21,6 +21,9 @@ pub async fn index() -> Json<Value> {
             "metrics": "GET /metrics",
             "invalidate_cache": "POST /admin/invalidate-cache",
             "github_webhook": "POST /webhooks/github",
+            "study": "GET /study",
+            "docs": "GET /docs",
+            "openapi": "GET /openapi.json",
         }
     }))
 }
