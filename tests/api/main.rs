@@ -14,6 +14,7 @@ mod chatkit_streams;
 mod docs;
 mod errors;
 mod health;
+mod listener;
 mod server;
 mod store;
 mod tutor;
