@@ -1,4 +1,4 @@
-//! The command line: `study-mode-api [serve]`, `check-config`; `--help` lists every setting.
+//! The command line: `study-mode-api [serve]`, `check-config`, `warm-cache`; `--help` lists every setting.
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +19,8 @@ pub enum Command {
     Serve,
     /// Validate the configuration and print a summary (exit code 2 when invalid).
     CheckConfig,
+    /// Load every lesson into the cache (exit code 1 when any failed).
+    WarmCache,
 }
 
 /// The settings table shown by `--help`.

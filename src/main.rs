@@ -39,6 +39,25 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(settings).await,
+        Command::WarmCache => warm_cache(&settings).await,
+    }
+}
+
+async fn warm_cache(settings: &Settings) -> ExitCode {
+    telemetry::init(&settings.log);
+    match study_mode_api::content::warm::run(settings).await {
+        Ok(report) => {
+            println!("{report}");
+            if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("warm-cache: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,9 +1,14 @@
 //! The lesson model: a validated [`LessonPath`] and a cleaned [`Lesson`] split into sections.
 
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 
+/// Longest accepted lesson path, in bytes (the real book's longest is under 150).
+pub const MAX_LESSON_PATH_BYTES: usize = 512;
+
 /// A lesson path relative to the docs root, e.g. `01-Part/02-Chapter/03-lesson`.
-/// Built only by [`LessonPath::parse`], so holders never re-check it.
+/// Built only by [`LessonPath::parse`], so holders never re-check it: it is a non-empty list of
+/// `/`-separated segments, none empty, `.` or `..`, with no backslash, control character or `%`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct LessonPath(String);
 
@@ -12,21 +17,74 @@ pub struct LessonPath(String);
 #[error("invalid lesson_path: {0}")]
 pub struct LessonPathError(pub String);
 
+fn reject(message: &str) -> LessonPathError {
+    LessonPathError(message.to_owned())
+}
+
 impl LessonPath {
-    /// Validates and normalises a client-supplied path.
+    /// Validates and normalises a client-supplied path. Percent-encoding is decoded once and
+    /// the decoded form is checked, so `%2e%2e%2f` is refused like `../`; a `%` left after
+    /// decoding (double encoding) is refused too, so no later layer can decode it again.
     pub fn parse(raw: &str) -> Result<Self, LessonPathError> {
-        let trimmed = raw.trim().trim_matches('/');
-        if trimmed.is_empty() {
-            return Err(LessonPathError("must not be empty".into()));
+        if raw.len() > MAX_LESSON_PATH_BYTES {
+            return Err(reject("longer than 512 bytes"));
         }
-        if trimmed.split('/').any(|s| s == ".." || s == ".") || trimmed.contains('\\') {
-            return Err(LessonPathError("must not contain `..`, `.` or `\\`".into()));
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| reject("percent-encoding does not decode to UTF-8"))?;
+        check_characters(&decoded)?;
+        if decoded.starts_with('/') {
+            return Err(reject("must be relative (no leading `/`)"));
+        }
+        let trimmed = decoded.trim().trim_end_matches('/');
+        let trimmed = trimmed.strip_prefix("docs/").unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            return Err(reject("must not be empty"));
+        }
+        for segment in trimmed.split('/') {
+            check_segment(segment)?;
         }
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// The path as a string, e.g. `01-Part/02-Chapter/03-lesson`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The last segment (the lesson's file or folder name).
+    pub fn last_segment(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// True when the path names a file directly (`.md` / `.mdx`), so no extension is tried.
+    pub fn has_markdown_extension(&self) -> bool {
+        self.0.ends_with(".md") || self.0.ends_with(".mdx")
+    }
+}
+
+fn check_characters(decoded: &str) -> Result<(), LessonPathError> {
+    if decoded.contains('\\') {
+        return Err(reject("must not contain `\\`"));
+    }
+    if decoded.chars().any(char::is_control) {
+        return Err(reject("must not contain control characters"));
+    }
+    if decoded.contains('%') {
+        return Err(reject("must not contain `%` after decoding"));
+    }
+    if decoded.contains(':') {
+        return Err(reject("must not contain `:`"));
+    }
+    Ok(())
+}
+
+fn check_segment(segment: &str) -> Result<(), LessonPathError> {
+    match segment {
+        "" => Err(reject("must not contain empty segments (`//`)")),
+        "." | ".." => Err(reject("must not contain `.` or `..` segments")),
+        s if s.trim() != s => Err(reject("segments must not start or end with spaces")),
+        _ => Ok(()),
     }
 }
 
@@ -58,4 +116,125 @@ pub struct Lesson {
     /// The cleaned Markdown body (no frontmatter).
     pub body: String,
     pub sections: Vec<Section>,
+}
+
+impl Lesson {
+    /// Size used to bound the in-process cache.
+    pub fn weight(&self) -> usize {
+        self.path.len()
+            + self.title.len()
+            + self.body.len()
+            + self
+                .sections
+                .iter()
+                .map(|s| s.heading.len() + s.text.len() + 16)
+                .sum::<usize>()
+            + 64
+    }
+
+    /// True when there is nothing to teach from (only whitespace after cleaning).
+    pub fn is_empty(&self) -> bool {
+        self.body.trim().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_plain_path_is_accepted_and_kept() {
+        let p = LessonPath::parse("01-Part/02-Chapter/03-lesson").expect("valid");
+        assert_eq!(p.as_str(), "01-Part/02-Chapter/03-lesson");
+        assert_eq!(p.last_segment(), "03-lesson");
+    }
+
+    #[test]
+    fn a_docs_prefix_and_a_trailing_slash_are_removed() {
+        let p = LessonPath::parse("docs/01-Part/intro/").expect("valid");
+        assert_eq!(p.as_str(), "01-Part/intro");
+    }
+
+    #[test]
+    fn traversal_and_odd_characters_are_rejected() {
+        for bad in [
+            "",
+            "/",
+            "../etc/passwd",
+            "a/../../b",
+            "a/./b",
+            "/etc/passwd",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a//b",
+            "%2e%2e/secret",
+            "a/%2E%2E/%2e%2e/b",
+            "..%2fsecret",
+            "%2fetc/passwd",
+            "a%5cb",
+            "%252e%252e/x",
+            "a/%00",
+            "C:/windows",
+            "docs/..",
+        ] {
+            assert!(LessonPath::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn an_over_long_path_is_rejected_with_a_clear_message() {
+        let err = LessonPath::parse(&"a".repeat(513)).expect_err("too long");
+        assert!(err.to_string().contains("512"), "{err}");
+        assert!(LessonPath::parse(&"a".repeat(512)).is_ok());
+    }
+
+    #[test]
+    fn percent_encoded_ordinary_characters_are_decoded() {
+        let p = LessonPath::parse("01-Part/my%20lesson").expect("valid");
+        assert_eq!(p.as_str(), "01-Part/my lesson");
+    }
+
+    /// Joins `path` onto a root the way a file system would and reports whether the result
+    /// stays inside the root.
+    fn stays_inside_root(path: &str) -> bool {
+        let mut depth: i64 = 0;
+        for seg in path.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return false;
+            }
+        }
+        !path.starts_with('/')
+    }
+
+    proptest! {
+        #[test]
+        fn no_accepted_path_escapes_the_root(raw in "[a-zA-Z0-9./%\\\\:_ -]{0,40}") {
+            if let Ok(p) = LessonPath::parse(&raw) {
+                prop_assert!(stays_inside_root(p.as_str()), "{raw:?} -> {p}");
+                prop_assert!(!p.as_str().contains('\\') && !p.as_str().contains('%'));
+                prop_assert!(!p.as_str().split('/').any(|s| s == ".." || s == "."));
+            }
+        }
+
+        #[test]
+        fn no_accepted_path_escapes_the_root_from_traversal_pieces(
+            pieces in proptest::collection::vec(
+                prop_oneof!["\\.\\.", "%2e%2e", "%2E%2e", "%2f", "%5c", "/", "\\.", "a", "docs/", "%00", "%25"],
+                0..12,
+            )
+        ) {
+            let raw = pieces.concat();
+            if let Ok(p) = LessonPath::parse(&raw) {
+                prop_assert!(stays_inside_root(p.as_str()), "{raw:?} -> {p}");
+                prop_assert!(!p.as_str().split('/').any(|s| s == ".." || s == "."));
+            }
+        }
+    }
 }

@@ -1,34 +1,112 @@
 //! Rate limiting: policies, the Redis limiter (one atomic Lua script) and the in-process one.
 //!
 //! Owns: admission decisions, the client IP of a request, and the `RateLimit*` headers. Must
-//! fail open when Redis is down.
+//! fail open when Redis is down (admit, count `outcome="failed_open"`, log at most once a
+//! minute).
 //!
-//! INTERIM (until the rate-limit issue lands): every request is admitted and no headers are
-//! added. Callers already use the final API ([`RateLimiter::check`], [`ClientIp`]).
+//! Headers follow draft-ietf-httpapi-ratelimit-headers-09 (structured fields): every answer of
+//! a checked request carries `RateLimit-Policy: "chat";q=20;w=60` (quota, window in seconds)
+//! and `RateLimit: "chat";r=3;t=12` (remaining, seconds until the oldest counted request
+//! leaves the window). A multi-window policy lists one item per window, named
+//! `chat-60s`, `chat-86400s`. A refusal is a 429 with `Retry-After` (seconds) and the JSON error
+//! `rate_limited` whose `details` give `policy`, `limit`, `window`, `reset_seconds`, `reset_at`.
+
+mod client_ip;
+mod memory;
+pub mod policy;
+mod redis;
+pub mod window;
+
+pub use policy::{Limits, Window};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use ipnet::IpNet;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use serde_json::json;
 
 use crate::app::AppState;
 use crate::cache::RedisPool;
 use crate::config::{Env, SettingDoc};
 use crate::error::ApiError;
+use crate::telemetry::LogThrottle;
+use window::Decision;
+
+/// `RateLimit-Policy` response header.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` response header.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Settings of the rate limiter.
-#[derive(Debug, Clone, Default)]
-pub struct RateLimitSettings {}
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub chat: Limits,
+    pub anon: Limits,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        let per_minute = |limit| {
+            Limits(vec![Window {
+                limit,
+                period: Duration::from_secs(60),
+            }])
+        };
+        Self {
+            chat: per_minute(20),
+            anon: per_minute(120),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
 
 /// Variables read by this module.
-pub const SETTINGS: &[SettingDoc] = &[];
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc::new(
+        "RATE_LIMIT_CHAT",
+        "20/minute",
+        "Per-user limit of new chat turns (`threads.create`, `add_user_message`, `retry_after_item`); e.g. `20/minute,200/day`.",
+    ),
+    SettingDoc::new(
+        "RATE_LIMIT_ANON",
+        "120/minute",
+        "Per-client-IP limit of unauthenticated endpoints (suggestions).",
+    ),
+    SettingDoc::new(
+        "TRUSTED_PROXIES",
+        "(unset: X-Forwarded-For ignored)",
+        "Comma-separated IPs/CIDRs of reverse proxies whose `X-Forwarded-For` is believed.",
+    ),
+];
 
 impl RateLimitSettings {
-    pub fn from_env(_env: &mut Env) -> Self {
-        Self {}
+    pub fn from_env(env: &mut Env) -> Self {
+        let defaults = Self::default();
+        let trusted_proxies = match env
+            .string("TRUSTED_PROXIES")
+            .map(|s| client_ip::parse_trusted(&s))
+        {
+            None => Vec::new(),
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                env.error("TRUSTED_PROXIES", e);
+                Vec::new()
+            }
+        };
+        Self {
+            chat: env.parse_or("RATE_LIMIT_CHAT", defaults.chat),
+            anon: env.parse_or("RATE_LIMIT_ANON", defaults.anon),
+            trusted_proxies,
+        }
     }
 }
 
@@ -41,38 +119,241 @@ pub enum Policy {
     Anon,
 }
 
-/// The limiter of one process.
-#[derive(Debug, Clone, Default)]
-pub struct RateLimiter {}
+impl Policy {
+    /// The policy's name in headers, keys and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Anon => "anon",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    policy: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Redis(Arc<RedisPool>, redis::RedisLimiter),
+    Memory(memory::MemoryLimiter),
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: RateLimitSettings,
+    backend: Backend,
+    decisions: Family<DecisionLabels, Counter>,
+    log: LogThrottle,
+}
+
+/// The limiter of one process (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct RateLimiter(Arc<Inner>);
 
 impl RateLimiter {
     pub fn new(
-        _settings: &RateLimitSettings,
-        _redis: Option<Arc<RedisPool>>,
-        _registry: &mut Registry,
+        settings: &RateLimitSettings,
+        redis: Option<Arc<RedisPool>>,
+        registry: &mut Registry,
     ) -> Self {
-        Self {}
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "ratelimit_decisions",
+            "Rate-limit decisions by policy and outcome (admitted, limited, failed_open)",
+            decisions.clone(),
+        );
+        let backend = match redis {
+            Some(pool) => Backend::Redis(pool, redis::RedisLimiter::default()),
+            None => Backend::Memory(memory::MemoryLimiter::default()),
+        };
+        Self(Arc::new(Inner {
+            settings: settings.clone(),
+            backend,
+            decisions,
+            log: LogThrottle::new(Duration::from_secs(60)),
+        }))
+    }
+
+    /// The windows of `policy`.
+    pub fn limits(&self, policy: Policy) -> &Limits {
+        match policy {
+            Policy::Chat => &self.0.settings.chat,
+            Policy::Anon => &self.0.settings.anon,
+        }
     }
 
     /// Counts one request of `key` against `policy`: the headers to add to the response when
     /// admitted, or a 429 error (with `Retry-After` and the same headers) when not.
-    pub async fn check(&self, _policy: Policy, _key: &str) -> Result<HeaderMap, ApiError> {
-        Ok(HeaderMap::new())
+    pub async fn check(&self, policy: Policy, key: &str) -> Result<HeaderMap, ApiError> {
+        let limits = self.limits(policy);
+        let subject = format!("ratelimit:{}:{}", policy.name(), key);
+        let decision = match &self.0.backend {
+            Backend::Memory(m) => m.check(&subject, limits.windows()),
+            Backend::Redis(pool, script) => {
+                match script
+                    .check(pool, &pool.key(&subject), limits.windows())
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(error) => return Ok(self.fail_open(policy, &error)),
+                }
+            }
+        };
+        let mut headers = policy_header(policy, limits);
+        headers.extend(state_header(policy, limits, &decision));
+        if decision.admitted {
+            self.count(policy, "admitted");
+            Ok(headers)
+        } else {
+            self.count(policy, "limited");
+            Err(too_many_requests(policy, limits, &decision, headers))
+        }
+    }
+
+    /// The client address of a request from `peer` (see [`ClientIp`]).
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        client_ip::resolve(peer, forwarded, &self.0.settings.trusted_proxies)
+    }
+
+    fn fail_open(&self, policy: Policy, error: &::redis::RedisError) -> HeaderMap {
+        self.count(policy, "failed_open");
+        if self.0.log.allow() {
+            tracing::warn!(policy = policy.name(), %error,
+                "rate limiter unavailable, admitting requests (fail open; muted for 60 s)");
+        }
+        policy_header(policy, self.limits(policy))
+    }
+
+    fn count(&self, policy: Policy, outcome: &'static str) {
+        self.0
+            .decisions
+            .get_or_create(&DecisionLabels {
+                policy: policy.name(),
+                outcome,
+            })
+            .inc();
     }
 }
 
-/// The client's IP address: the socket peer (proxies are handled by the rate-limit issue).
+fn item_name(policy: Policy, limits: &Limits, w: &Window) -> String {
+    if limits.windows().len() == 1 {
+        policy.name().to_owned()
+    } else {
+        format!("{}-{}s", policy.name(), w.period.as_secs())
+    }
+}
+
+fn header_value(items: Vec<String>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&items.join(", ")) {
+        map.insert(RATELIMIT_POLICY, v);
+    }
+    map
+}
+
+fn policy_header(policy: Policy, limits: &Limits) -> HeaderMap {
+    header_value(
+        limits
+            .windows()
+            .iter()
+            .map(|w| {
+                format!(
+                    "\"{}\";q={};w={}",
+                    item_name(policy, limits, w),
+                    w.limit,
+                    w.period.as_secs()
+                )
+            })
+            .collect(),
+    )
+}
+
+fn state_header(policy: Policy, limits: &Limits, decision: &Decision) -> HeaderMap {
+    let items: Vec<String> = limits
+        .windows()
+        .iter()
+        .zip(&decision.windows)
+        .map(|(w, s)| {
+            format!(
+                "\"{}\";r={};t={}",
+                item_name(policy, limits, w),
+                s.remaining,
+                ceil_secs(s.reset)
+            )
+        })
+        .collect();
+    let mut map = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&items.join(", ")) {
+        map.insert(RATELIMIT, v);
+    }
+    map
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+fn too_many_requests(
+    policy: Policy,
+    limits: &Limits,
+    decision: &Decision,
+    headers: HeaderMap,
+) -> ApiError {
+    let retry = ceil_secs(decision.retry_after()).max(1);
+    // The window that refused with the longest wait is the one reported.
+    let blocking = limits
+        .windows()
+        .iter()
+        .zip(&decision.windows)
+        .filter(|(_, s)| s.remaining == 0)
+        .max_by_key(|(_, s)| s.reset)
+        .map(|(w, _)| *w)
+        .unwrap_or(limits.windows()[0]);
+    let reset_at = chrono::Utc::now() + chrono::Duration::seconds(retry as i64);
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "rate limit exceeded: at most {} requests per {} s; retry in {retry} s",
+            blocking.limit,
+            blocking.period.as_secs()
+        ),
+    )
+    .with_details(json!({
+        "policy": policy.name(),
+        "limit": blocking.limit,
+        "window": blocking.period.as_secs(),
+        "reset_seconds": retry,
+        "reset_at": reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+    .with_header(axum::http::header::RETRY_AFTER, retry.to_string());
+    for (name, value) in &headers {
+        error = error.with_header(name.clone(), value.clone());
+    }
+    error
+}
+
+/// The client's IP address: the socket peer, or the rightmost untrusted `X-Forwarded-For`
+/// address when the peer is in `TRUSTED_PROXIES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
-        parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| ClientIp(addr.ip()))
-            .ok_or_else(|| ApiError::internal("no peer address on the request"))
+            .map(|ConnectInfo(addr)| addr.ip())
+            .ok_or_else(|| ApiError::internal("no peer address on the request"))?;
+        Ok(ClientIp(state.limiter.client_ip(peer, &parts.headers)))
     }
 }

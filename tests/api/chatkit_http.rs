@@ -7,7 +7,7 @@ use study_mode_api::chatkit::types::ThreadItem;
 use study_mode_api::chatkit::{Store, ids};
 
 use crate::chatkit_client::{Chat, assert_conforms, input, of_type};
-use crate::helpers::{Backend, TestApp, spawn_app, unique};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, unique};
 use crate::per_backend;
 
 per_backend! {
@@ -742,8 +742,8 @@ async fn unknown_extra_fields_are_ignored_as_the_reference_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_without_a_user_is_401() {
-    let app = spawn_app(Backend::Embedded).await;
+async fn a_request_without_a_token_is_401_outside_dev_mode() {
+    let app = spawn_app_with(Backend::Embedded, &[("DEV_MODE", "false")]).await;
     let resp = app
         .client
         .post(app.url("/chatkit"))

@@ -4,17 +4,27 @@
 
 mod helpers;
 
+mod admin;
+mod auth;
+mod auth_sso;
 mod cache;
+mod chatkit_auth;
 mod chatkit_client;
 mod chatkit_conformance;
 mod chatkit_http;
 mod chatkit_isolation;
 mod chatkit_store;
 mod chatkit_streams;
+mod content;
+mod content_bench;
+mod content_fake_github;
+mod content_warm_cache;
 mod docs;
 mod errors;
 mod health;
 mod listener;
+mod ratelimit;
 mod server;
 mod store;
+mod suggestions;
 mod tutor;

@@ -1,0 +1,318 @@
+//! Where lesson files come from: GitHub raw files or a local folder, chosen once from settings.
+//!
+//! Owns: turning a [`LessonPath`] into the raw text of its file (trying the extensions in the
+//! order of the book's site generator) and listing every lesson (for `warm-cache`). Must not
+//! cache: that is the loader's job.
+
+use std::path::{Path, PathBuf};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::lesson::LessonPath;
+use super::{ContentError, ContentSettings};
+
+/// Suffixes tried, in order, for a path without a Markdown extension.
+pub const EXTENSIONS: [&str; 4] = [".md", ".mdx", "/index.md", "/README.md"];
+
+/// The origin of lesson files.
+#[derive(Debug, Clone)]
+pub enum Source {
+    GitHub(GitHubSource),
+    Local(LocalSource),
+}
+
+impl Source {
+    /// GitHub when `GITHUB_REPO` is set, else the local folder.
+    pub fn from_settings(settings: &ContentSettings) -> Self {
+        match &settings.github_repo {
+            Some(repo) => Source::GitHub(GitHubSource::new(settings, repo)),
+            None => Source::Local(LocalSource {
+                root: settings.content_dir.clone(),
+            }),
+        }
+    }
+
+    /// `github` or `local` (metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::GitHub(_) => "github",
+            Source::Local(_) => "local",
+        }
+    }
+
+    /// Identifies the content version in cache keys: `repo@branch`, or `local`.
+    pub fn id(&self) -> String {
+        match self {
+            Source::GitHub(g) => format!("{}@{}", g.repo, g.branch),
+            Source::Local(_) => "local".to_owned(),
+        }
+    }
+
+    /// The raw text of the lesson's file; `Ok(None)` when no candidate exists.
+    pub async fn fetch(&self, path: &LessonPath) -> Result<Option<String>, ContentError> {
+        match self {
+            Source::GitHub(g) => g.fetch(path).await,
+            Source::Local(l) => l.fetch(path).await,
+        }
+    }
+
+    /// Every lesson path of the book.
+    pub async fn list(&self) -> Result<Vec<LessonPath>, ContentError> {
+        match self {
+            Source::GitHub(g) => g.list().await,
+            Source::Local(l) => l.list().await,
+        }
+    }
+}
+
+/// The file names to try for `path`, relative to the docs root.
+fn candidates(path: &LessonPath) -> Vec<String> {
+    if path.has_markdown_extension() {
+        return vec![path.as_str().to_owned()];
+    }
+    EXTENSIONS
+        .iter()
+        .map(|ext| format!("{}{ext}", path.as_str()))
+        .collect()
+}
+
+/// Maps a file path relative to the docs root to its lesson path: `a/b.md` → `a/b`,
+/// `a/index.md` / `a/README.md` → `a`; `None` for files that are not lessons.
+pub fn lesson_for_file(relative: &str) -> Option<LessonPath> {
+    if matches!(relative, "index.md" | "README.md") {
+        return None;
+    }
+    let stem = ["/index.md", "/README.md", ".mdx", ".md"]
+        .iter()
+        .find_map(|ext| relative.strip_suffix(ext))?;
+    LessonPath::parse(stem).ok()
+}
+
+/// Lessons from raw files of a GitHub repository; one shared HTTP client.
+#[derive(Debug, Clone)]
+pub struct GitHubSource {
+    client: reqwest::Client,
+    repo: String,
+    branch: String,
+    docs_path: String,
+    raw_base: String,
+    api_base: String,
+    token: Option<String>,
+    fetch_timeout: std::time::Duration,
+}
+
+impl GitHubSource {
+    fn new(settings: &ContentSettings, repo: &str) -> Self {
+        // Only fails when the TLS backend cannot initialise; the default client then still
+        // works for plain HTTP, and the failure shows on the first fetch. Every request also
+        // carries its own deadline (see `request`), so the fallback is never unbounded.
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.fetch_timeout)
+            .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            repo: repo.to_owned(),
+            branch: settings.github_branch.clone(),
+            docs_path: settings.github_docs_path.clone(),
+            raw_base: settings.github_raw_base_url.clone(),
+            api_base: settings.github_api_base_url.clone(),
+            token: settings.github_token.clone(),
+            fetch_timeout: settings.fetch_timeout,
+        }
+    }
+
+    fn request(&self, url: &str) -> reqwest::RequestBuilder {
+        let req = self.client.get(url).timeout(self.fetch_timeout);
+        match &self.token {
+            Some(t) => req.header(reqwest::header::AUTHORIZATION, format!("token {t}")),
+            None => req,
+        }
+    }
+
+    /// Tries each candidate in order: 404 moves on, any other failure stops the chain (a 500
+    /// on `.md` must not be answered with "not found").
+    async fn fetch(&self, path: &LessonPath) -> Result<Option<String>, ContentError> {
+        for file in candidates(path) {
+            let url = format!(
+                "{}/{}/{}/{}/{file}",
+                self.raw_base, self.repo, self.branch, self.docs_path
+            );
+            let resp = self
+                .request(&url)
+                .send()
+                .await
+                .map_err(|e| ContentError::Origin(format!("GET {file}: {e}")))?;
+            match resp.status() {
+                StatusCode::NOT_FOUND => continue,
+                s if s.is_success() => {
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| ContentError::Origin(format!("reading {file}: {e}")))?;
+                    return Ok(Some(text));
+                }
+                s => return Err(ContentError::Origin(format!("GET {file}: status {s}"))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every lesson under the docs path, from the git trees API (one recursive call).
+    async fn list(&self) -> Result<Vec<LessonPath>, ContentError> {
+        let url = format!(
+            "{}/repos/{}/git/trees/{}?recursive=1",
+            self.api_base, self.repo, self.branch
+        );
+        let resp = self
+            .request(&url)
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .send()
+            .await
+            .map_err(|e| ContentError::Origin(format!("git trees: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(ContentError::Origin(format!(
+                "git trees: status {}",
+                resp.status()
+            )));
+        }
+        let tree: Tree = resp
+            .json()
+            .await
+            .map_err(|e| ContentError::Origin(format!("git trees body: {e}")))?;
+        if tree.truncated {
+            tracing::warn!("git trees answer is truncated; some lessons will not be warmed");
+        }
+        let prefix = format!("{}/", self.docs_path);
+        let files = tree
+            .tree
+            .iter()
+            .filter(|e| e.kind == "blob")
+            .filter_map(|e| e.path.strip_prefix(&prefix));
+        Ok(dedup(files.filter_map(lesson_for_file)))
+    }
+
+    /// The docs folder inside the repository (webhook payloads name files from the repo root).
+    pub fn docs_path(&self) -> &str {
+        &self.docs_path
+    }
+
+    /// The branch whose pushes invalidate the cache.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+}
+
+#[derive(Deserialize)]
+struct Tree {
+    tree: Vec<TreeEntry>,
+    #[serde(default)]
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct TreeEntry {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn dedup(paths: impl Iterator<Item = LessonPath>) -> Vec<LessonPath> {
+    let mut v: Vec<LessonPath> = paths.collect();
+    v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    v.dedup();
+    v
+}
+
+/// Lessons from a folder on disk (the embedded default: the sample book).
+#[derive(Debug, Clone)]
+pub struct LocalSource {
+    root: PathBuf,
+}
+
+impl LocalSource {
+    async fn fetch(&self, path: &LessonPath) -> Result<Option<String>, ContentError> {
+        for file in candidates(path) {
+            let full = self.root.join(&file);
+            if !self.is_file_inside_root(&full).await {
+                continue;
+            }
+            return tokio::fs::read_to_string(&full)
+                .await
+                .map(Some)
+                .map_err(|e| ContentError::Origin(format!("reading {file}: {e}")));
+        }
+        Ok(None)
+    }
+
+    /// Defence in depth beside [`LessonPath`]: a symlink inside the book must not lead out.
+    async fn is_file_inside_root(&self, full: &Path) -> bool {
+        let (Ok(root), Ok(file)) = (
+            tokio::fs::canonicalize(&self.root).await,
+            tokio::fs::canonicalize(full).await,
+        ) else {
+            return false;
+        };
+        file.starts_with(&root) && tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file())
+    }
+
+    async fn list(&self) -> Result<Vec<LessonPath>, ContentError> {
+        let root = self.root.clone();
+        let files = tokio::task::spawn_blocking(move || walk(&root))
+            .await
+            .map_err(|e| ContentError::Origin(format!("listing: {e}")))?
+            .map_err(|e| ContentError::Origin(format!("listing {}: {e}", self.root.display())))?;
+        Ok(dedup(files.iter().filter_map(|f| lesson_for_file(f))))
+    }
+}
+
+/// Relative paths (with `/`) of every file under `root`; symlinks are not followed.
+fn walk(root: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let path = entry.path();
+                if let Ok(rel) = path.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_map_to_their_lesson_paths() {
+        let map = |f: &str| lesson_for_file(f).map(|p| p.as_str().to_owned());
+        assert_eq!(map("01-a/02-b.md").as_deref(), Some("01-a/02-b"));
+        assert_eq!(map("01-a/02-b.mdx").as_deref(), Some("01-a/02-b"));
+        assert_eq!(map("01-a/index.md").as_deref(), Some("01-a"));
+        assert_eq!(map("01-a/README.md").as_deref(), Some("01-a"));
+        assert_eq!(map("01-a/img.png"), None);
+        assert_eq!(map("index.md"), None, "the root index has no lesson path");
+    }
+
+    #[test]
+    fn a_path_with_an_extension_is_the_only_candidate() {
+        let p = LessonPath::parse("a/b.mdx").expect("valid");
+        assert_eq!(candidates(&p), ["a/b.mdx"]);
+        let p = LessonPath::parse("a/b").expect("valid");
+        assert_eq!(
+            candidates(&p),
+            ["a/b.md", "a/b.mdx", "a/b/index.md", "a/b/README.md"]
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Lesson-aware prompt suggestions for the chat start screen: built from the lesson's own title
+//! and section headings, or generic ones when there is no lesson to read.
+
+use serde::Serialize;
+
+use super::lesson::Lesson;
+
+/// The tutor mode a suggestion is meant for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A Socratic walk through the lesson.
+    Teach,
+    /// Short lookups: definitions and summaries.
+    Ask,
+}
+
+impl Mode {
+    /// `teach` or `ask`; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "teach" => Some(Mode::Teach),
+            "ask" => Some(Mode::Ask),
+            _ => None,
+        }
+    }
+}
+
+/// The lesson a set of suggestions was built from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LessonRef {
+    pub path: String,
+    pub title: String,
+}
+
+/// The body of `GET /chatkit/suggestions`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Suggestions {
+    pub suggestions: Vec<String>,
+    /// `null` when the lesson is missing or empty (the suggestions are then generic).
+    pub lesson: Option<LessonRef>,
+}
+
+/// Headings that name a lesson's scaffolding rather than a concept worth asking about.
+const SCAFFOLDING: [&str; 14] = [
+    "summary",
+    "key takeaways",
+    "takeaways",
+    "exercises",
+    "exercise",
+    "practice",
+    "try it",
+    "try it yourself",
+    "next steps",
+    "what's next",
+    "further reading",
+    "references",
+    "quiz",
+    "recap",
+];
+
+/// Three or four suggestions for `mode`, from `lesson` when it has content.
+pub fn suggestions(lesson: Option<&Lesson>, mode: Mode) -> Suggestions {
+    let Some(lesson) = lesson.filter(|l| !l.is_empty()) else {
+        return Suggestions {
+            suggestions: generic(mode),
+            lesson: None,
+        };
+    };
+    let title = clean(&lesson.title);
+    let topics = topics(lesson);
+    let suggestions = match mode {
+        Mode::Teach => teach(&title, &topics),
+        Mode::Ask => ask(&title, &topics),
+    };
+    Suggestions {
+        suggestions,
+        lesson: Some(LessonRef {
+            path: lesson.path.clone(),
+            title: lesson.title.clone(),
+        }),
+    }
+}
+
+fn generic(mode: Mode) -> Vec<String> {
+    let list: &[&str] = match mode {
+        Mode::Teach => &[
+            "What should I understand on this page?",
+            "Walk me through it step by step",
+            "Quiz me on this page",
+        ],
+        Mode::Ask => &[
+            "Summarise this page",
+            "What are the key takeaways?",
+            "Define the key terms",
+        ],
+    };
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Section headings below the title (levels 2–3), cleaned, scaffolding skipped, first two.
+fn topics(lesson: &Lesson) -> Vec<String> {
+    let title = clean(&lesson.title).to_lowercase();
+    lesson
+        .sections
+        .iter()
+        .filter(|s| (2..=3).contains(&s.level))
+        .map(|s| clean(&s.heading))
+        .filter(|h| !h.is_empty() && h.to_lowercase() != title)
+        .filter(|h| !SCAFFOLDING.contains(&h.to_lowercase().as_str()))
+        .take(2)
+        .collect()
+}
+
+fn teach(title: &str, topics: &[String]) -> Vec<String> {
+    let mut out = vec![format!("Walk me through \"{title}\"")];
+    match topics {
+        [] => out.push(format!("Why does \"{title}\" matter?")),
+        [one] => out.push(format!("Explain {one} with an example")),
+        [one, two, ..] => {
+            out.push(format!("Explain {one} with an example"));
+            out.push(format!("How does {two} work?"));
+        }
+    }
+    out.push(format!("Quiz me on \"{title}\""));
+    out
+}
+
+fn ask(title: &str, topics: &[String]) -> Vec<String> {
+    let mut out = vec![format!("Summarise \"{title}\" in three sentences")];
+    for topic in topics {
+        out.push(format!("What is {topic}?"));
+    }
+    if out.len() < 3 {
+        out.push("What are the key takeaways?".to_owned());
+    }
+    out.push("Define the key terms".to_owned());
+    out.truncate(4);
+    out
+}
+
+/// Heading text without Markdown emphasis, code ticks, numbering or trailing punctuation.
+fn clean(heading: &str) -> String {
+    let text: String = heading
+        .chars()
+        .filter(|c| !matches!(c, '*' | '`'))
+        .collect();
+    let text = text.trim();
+    let text = strip_numbering(text);
+    text.trim_end_matches([':', '.', '?', '!'])
+        .trim()
+        .to_owned()
+}
+
+/// `1. Lists` / `Step 2: Loops` → `Lists` / `Loops`.
+fn strip_numbering(text: &str) -> &str {
+    let rest = text.strip_prefix("Step ").unwrap_or(text);
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 {
+        return text;
+    }
+    let after = &rest[digits..];
+    match after.strip_prefix(['.', ':', ')']) {
+        Some(r) if r.starts_with(' ') => r.trim_start(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::{LessonPath, parse_lesson};
+
+    fn lesson(raw: &str) -> Lesson {
+        parse_lesson(&LessonPath::parse("01-a/02-lists").expect("valid"), raw)
+    }
+
+    const RAW: &str = "---\ntitle: Lists\n---\n# Lists\n\nIntro.\n\n## 1. **Indexing**\n\nA.\n\n## Slicing:\n\nB.\n\n## `append` and friends\n\nC.\n\n## Summary\n\nD.\n";
+
+    #[test]
+    fn teach_suggestions_use_the_title_and_the_first_section_headings() {
+        let s = suggestions(Some(&lesson(RAW)), Mode::Teach);
+        assert_eq!(
+            s.suggestions,
+            [
+                "Walk me through \"Lists\"",
+                "Explain Indexing with an example",
+                "How does Slicing work?",
+                "Quiz me on \"Lists\""
+            ]
+        );
+        assert_eq!(s.lesson.map(|l| l.title).as_deref(), Some("Lists"));
+    }
+
+    #[test]
+    fn ask_suggestions_are_short_lookups() {
+        let s = suggestions(Some(&lesson(RAW)), Mode::Ask);
+        assert_eq!(
+            s.suggestions,
+            [
+                "Summarise \"Lists\" in three sentences",
+                "What is Indexing?",
+                "What is Slicing?",
+                "Define the key terms"
+            ]
+        );
+    }
+
+    #[test]
+    fn scaffolding_headings_are_not_suggested() {
+        let l = lesson("# Loops\n\n## Summary\n\nx\n\n## Exercises\n\ny\n");
+        let s = suggestions(Some(&l), Mode::Teach);
+        assert_eq!(s.suggestions.len(), 3);
+        assert!(s.suggestions.iter().all(|x| !x.contains("Summary")));
+    }
+
+    #[test]
+    fn a_missing_or_empty_lesson_gets_generic_suggestions_and_no_lesson() {
+        let empty = lesson("---\ntitle: Empty\n---\n\n");
+        for l in [None, Some(&empty)] {
+            let s = suggestions(l, Mode::Teach);
+            assert_eq!(s.lesson, None);
+            assert_eq!(s.suggestions, generic(Mode::Teach));
+        }
+        assert_eq!(Mode::parse("ASK"), Some(Mode::Ask));
+        assert_eq!(Mode::parse("quiz"), None);
+    }
+}
