@@ -451,3 +451,118 @@ fn merge(
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+
+    /// A ChatKit-shaped SSE server: users whose id ends in an odd number get an error event;
+    /// `slow` replies never end (one keep-alive event every 50 ms).
+    async fn serve(slow: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let handler = move |headers: HeaderMap| async move {
+            let user = headers["x-user-id"].to_str().unwrap_or("").to_owned();
+            let odd = user
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                % 2
+                == 1;
+            let frames = futures::stream::unfold(0u32, move |k| async move {
+                if !slow && k == 3 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(if k == 0 { 0 } else { 20 })).await;
+                let data = match k {
+                    0 => r#"{"type":"thread.created"}"#,
+                    1 if odd && !slow => r#"{"type":"error","code":"x","allow_retry":false}"#,
+                    1 => {
+                        r#"{"type":"thread.item.updated","update":{"type":"assistant_message.content_part.text_delta"}}"#
+                    }
+                    _ => r#"{"type":"thread.item.done"}"#,
+                };
+                Some((
+                    Ok::<_, std::convert::Infallible>(format!("data: {data}\n\n")),
+                    k + 1,
+                ))
+            });
+            axum::response::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(frames))
+                .unwrap_or_default()
+        };
+        let app = axum::Router::new().route("/chatkit", post(handler));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn args(url: String, streams: u64, hold: Option<f64>) -> ChatArgs {
+        ChatArgs {
+            url,
+            streams,
+            rate: 1000.0,
+            sources: "127.0.0.1".into(),
+            message: "hi".into(),
+            user: None,
+            user_prefix: "t".into(),
+            hold,
+            timeout: 5.0,
+            server_pids: vec![std::process::id()],
+            procs: 1,
+            worker: None,
+            start_unix_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn error_events_fail_a_stream_and_the_others_complete_with_their_timings() {
+        let url = serve(false).await;
+        let raw = run_share(&args(url, 6, None), 0).await.expect("run");
+        assert_eq!((raw.completed, raw.failed, raw.held), (3, 3, 0));
+        assert_eq!(raw.failures.get("error event"), Some(&3));
+        assert_eq!(raw.first_event.len(), 6);
+        assert_eq!(
+            raw.first_delta.len(),
+            3,
+            "only the healthy streams saw a delta"
+        );
+        assert_eq!(raw.duration.len(), 3);
+        // Each healthy stream has two gaps of ≈ 20 ms after its first event.
+        assert!(
+            raw.gaps.iter().filter(|g| **g >= 15_000).count() >= 6,
+            "{:?}",
+            raw.gaps
+        );
+    }
+
+    #[tokio::test]
+    async fn with_hold_every_stream_stays_open_until_the_release_then_counts_as_held() {
+        let url = serve(true).await;
+        let started = Instant::now();
+        let raw = run_share(&args(url, 5, Some(0.3)), 0).await.expect("run");
+        assert_eq!((raw.held, raw.failed, raw.completed), (5, 0, 0));
+        assert_eq!(raw.peak_open, 5);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_failed_stream_with_its_reason() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        drop(listener);
+        let raw = run_share(&args(url, 2, None), 0).await.expect("run");
+        assert_eq!(raw.failed, 2);
+        assert!(
+            raw.failures.keys().all(|k| k.starts_with("connect")),
+            "{:?}",
+            raw.failures
+        );
+    }
+}

@@ -68,6 +68,25 @@ struct Shared {
 }
 
 pub async fn run(args: SuggestionsArgs, as_json: bool) -> anyhow::Result<()> {
+    let tally = measure(&args).await?;
+    let errors: u64 = tally.errors.values().sum();
+    let report = json!({
+        "url": format!("{}{}", args.url.trim_end_matches('/'), args.path),
+        "mode": if args.rate.is_some() { "fixed rate (latency from the intended send time)" } else { "fixed concurrency" },
+        "connections": args.connections,
+        "target_rate_per_sec": args.rate,
+        "measured_secs": args.duration,
+        "ok": tally.ok,
+        "errors": errors,
+        "error_kinds": tally.errors,
+        "throughput_per_sec": stats::round3(tally.ok as f64 / args.duration),
+        "latency": tally.latency.summary(),
+    });
+    stats::print(&report, as_json);
+    Ok(())
+}
+
+async fn measure(args: &SuggestionsArgs) -> anyhow::Result<Tally> {
     if args.connections == 0 || args.duration <= 0.0 || args.rate.is_some_and(|r| r <= 0.0) {
         bail!("--connections, --duration and --rate must be positive");
     }
@@ -105,21 +124,7 @@ pub async fn run(args: SuggestionsArgs, as_json: bool) -> anyhow::Result<()> {
         ticker.abort();
     }
     let tally = std::mem::take(&mut *shared.tally.lock().unwrap_or_else(|p| p.into_inner()));
-    let errors: u64 = tally.errors.values().sum();
-    let report = json!({
-        "url": format!("{}{}", args.url.trim_end_matches('/'), args.path),
-        "mode": if args.rate.is_some() { "fixed rate (latency from the intended send time)" } else { "fixed concurrency" },
-        "connections": args.connections,
-        "target_rate_per_sec": args.rate,
-        "measured_secs": args.duration,
-        "ok": tally.ok,
-        "errors": errors,
-        "error_kinds": tally.errors,
-        "throughput_per_sec": stats::round3(tally.ok as f64 / args.duration),
-        "latency": tally.latency.summary(),
-    });
-    stats::print(&report, as_json);
-    Ok(())
+    Ok(tally)
 }
 
 fn pick_source(sources: &[IpAddr], i: usize) -> Option<IpAddr> {
@@ -213,5 +218,75 @@ async fn request(
             *conn = None;
             Err(format!("io: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that takes 20 ms per request; status 503 for `/fail`.
+    async fn slow_server() -> String {
+        let app = axum::Router::new()
+            .route(
+                "/ok",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    "[]"
+                }),
+            )
+            .route(
+                "/fail",
+                axum::routing::get(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn args(url: String, path: &str, rate: Option<f64>) -> SuggestionsArgs {
+        SuggestionsArgs {
+            url,
+            path: path.into(),
+            user: "t".into(),
+            connections: 1,
+            rate,
+            duration: 0.4,
+            warmup: 0.0,
+            sources: "127.0.0.1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn at_a_rate_above_capacity_latency_counts_the_wait_from_the_intended_send_time() {
+        let url = slow_server().await;
+        // One connection serves ≤ 50 req/s; 100 req/s are offered for 0.4 s.
+        let open = measure(&args(url.clone(), "/ok", Some(100.0)))
+            .await
+            .expect("run");
+        let closed = measure(&args(url, "/ok", None)).await.expect("run");
+        assert!(open.ok >= 30, "the queue is drained: {}", open.ok);
+        // Closed loop sees only the service time; open loop sees the queue growing behind it.
+        assert!(
+            closed.latency.ms(0.99) < 100.0,
+            "{}",
+            closed.latency.ms(0.99)
+        );
+        assert!(open.latency.ms(0.99) > 150.0, "{}", open.latency.ms(0.99));
+    }
+
+    #[tokio::test]
+    async fn non_success_answers_are_counted_as_errors_by_status() {
+        let url = slow_server().await;
+        let tally = measure(&args(url, "/fail", Some(50.0))).await.expect("run");
+        assert_eq!(tally.ok, 0);
+        assert!(
+            tally.errors.get("status 503").copied().unwrap_or(0) >= 15,
+            "{:?}",
+            tally.errors
+        );
     }
 }
