@@ -19,6 +19,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migrations ./migrations
 COPY src ./src
+COPY tools ./tools
 # BuildKit cache mounts keep the registry and compiled dependencies between builds, so a code
 # change rebuilds only this crate.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

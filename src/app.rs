@@ -171,8 +171,8 @@ impl Application {
     }
 
     async fn bind(app: App, addr: SocketAddr) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(addr)
-            .await
+        let server = &app.settings.server;
+        let listener = listen(addr, server.listen_backlog, server.reuse_port)
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
@@ -236,6 +236,24 @@ impl Application {
         tracing::info!("shutdown complete");
         result
     }
+}
+
+/// A listener with our backlog (tokio's `TcpListener::bind` fixes it at 128, too short for
+/// connection bursts) and, when asked, `SO_REUSEPORT` so several processes share one port.
+fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Resolves on SIGTERM or SIGINT.

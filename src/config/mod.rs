@@ -83,6 +83,10 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
+    /// Length of the kernel's accept queue (`listen(2)` backlog).
+    pub listen_backlog: u32,
+    /// Set `SO_REUSEPORT` so several processes can share one port.
+    pub reuse_port: bool,
 }
 
 /// The thread store: PostgreSQL in production, SQLite embedded.
@@ -218,6 +222,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         "On SIGTERM/SIGINT: how long in-flight requests and open streams get before they are ended.",
     ),
     SettingDoc::new(
+        "LISTEN_BACKLOG",
+        "1024",
+        "Accept-queue length of the listener (the kernel caps it at `net.core.somaxconn`).",
+    ),
+    SettingDoc::new(
+        "REUSE_PORT",
+        "false",
+        "Set `SO_REUSEPORT` so several processes on one host share `PORT` (the kernel spreads connections).",
+    ),
+    SettingDoc::new(
         "READINESS_TIMEOUT_MS",
         "1000",
         "Deadline of each dependency check in `/health/ready`.",
@@ -349,6 +363,8 @@ fn server_settings(env: &mut Env, production: bool) -> ServerSettings {
         request_timeout: env.secs_or("REQUEST_TIMEOUT_SECS", 30),
         shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
         readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
+        listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),
+        reuse_port: env.bool("REUSE_PORT").unwrap_or(false),
     }
 }
 

@@ -22,6 +22,7 @@ mod content_warm_cache;
 mod docs;
 mod errors;
 mod health;
+mod listener;
 mod openapi;
 mod ratelimit;
 mod server;
