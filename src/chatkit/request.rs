@@ -366,4 +366,96 @@ mod tests {
             .expect("null result is allowed");
         assert!(r.is_streaming());
     }
+
+    mod fuzz {
+        //! Property tests standing in for a fuzz target: whatever bytes arrive, the parser
+        //! answers a request or a client error, never a panic or a server error.
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        const TYPES: [&str; 17] = [
+            "threads.create",
+            "threads.add_user_message",
+            "threads.add_client_tool_output",
+            "threads.add_structured_input",
+            "threads.retry_after_item",
+            "threads.custom_action",
+            "threads.sync_custom_action",
+            "threads.get_by_id",
+            "threads.list",
+            "threads.update",
+            "threads.delete",
+            "items.list",
+            "items.feedback",
+            "attachments.create",
+            "attachments.delete",
+            "input.transcribe",
+            "threads.nope",
+        ];
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                "[a-z_ .]{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                    proptest::collection::btree_map(
+                        prop_oneof![
+                            Just("input".to_owned()),
+                            Just("thread_id".to_owned()),
+                            Just("content".to_owned()),
+                            Just("attachments".to_owned()),
+                            Just("inference_options".to_owned()),
+                            Just("type".to_owned()),
+                            Just("text".to_owned()),
+                            "[a-z_]{1,10}",
+                        ],
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn client_error_or_ok(body: &[u8]) -> Result<(), TestCaseError> {
+            if let Err(e) = parse(body) {
+                prop_assert!(e.status().is_client_error(), "{e}");
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_are_a_request_or_a_client_error(
+                body in proptest::collection::vec(any::<u8>(), 0..256)
+            ) {
+                client_error_or_ok(&body)?;
+            }
+
+            #[test]
+            fn any_type_with_any_params_is_a_request_or_a_client_error(
+                ty in proptest::sample::select(TYPES.to_vec()),
+                params in json(),
+            ) {
+                let body = serde_json::json!({"type": ty, "params": params}).to_string();
+                client_error_or_ok(body.as_bytes())?;
+            }
+
+            #[test]
+            fn deeply_nested_json_is_a_client_error_not_a_crash(depth in 1usize..5000) {
+                let body = format!(
+                    r#"{{"type":"threads.list","params":{{"x":{}{}}}}}"#,
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                );
+                client_error_or_ok(body.as_bytes())?;
+            }
+        }
+    }
 }

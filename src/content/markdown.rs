@@ -400,4 +400,46 @@ After.
             ]
         );
     }
+
+    mod fuzz {
+        //! Property tests standing in for a fuzz target for the Markdown/MDX cleaner.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "import [A-Za-z{} ,]{0,20}( from '[a-z./]{0,10}')?;?",
+                "export (const|default|function) [a-z]{0,8}.{0,10}",
+                "<[A-Z][a-z]{0,6}( [a-z]{1,5}=\"[^\"]{0,5}\")?( /)?>",
+                "<[A-Z][a-z]{0,6} [a-z]{1,5}=\\{[^}]{0,8}",
+                "</[A-Z][a-z]{0,6}>",
+                "#{1,7} ?.{0,12}",
+                "```[a-z]{0,4}",
+                "---",
+                "title: .{0,10}",
+                "\\{/\\*.{0,8}\\*/\\}",
+                ".{0,30}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_lesson_text_parses_with_a_title_and_without_panicking(
+                lines in proptest::collection::vec(line(), 0..40)
+            ) {
+                let raw = lines.join("\n");
+                let path = LessonPath::parse("01-part/02-some-lesson").expect("valid");
+                let lesson = parse_lesson(&path, &raw);
+                prop_assert!(!lesson.title.trim().is_empty(), "empty title for {raw:?}");
+                let _ = clean_mdx(&raw);
+                let _ = split_sections(&raw);
+            }
+
+            #[test]
+            fn arbitrary_unicode_never_panics(raw in "(?s).{0,300}") {
+                let path = LessonPath::parse("a").expect("valid");
+                let _ = parse_lesson(&path, &raw);
+            }
+        }
+    }
 }
