@@ -25,6 +25,7 @@ mod health;
 mod listener;
 mod openapi;
 mod ratelimit;
+mod security;
 mod server;
 mod store;
 mod study;
