@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
 async fn assert_client_error(res: reqwest::Response, expected: u16) -> Value {
     assert_eq!(res.status().as_u16(), expected);
@@ -11,6 +11,17 @@ async fn assert_client_error(res: reqwest::Response, expected: u16) -> Value {
     assert!(body["error"]["code"].is_string(), "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
     body
+}
+
+/// `POST /chatkit` with `body` as a dev-mode user.
+async fn post_chatkit(app: &TestApp, body: String) -> reqwest::Response {
+    app.client
+        .post(app.url("/chatkit"))
+        .header("x-user-id", "mallory")
+        .body(body)
+        .send()
+        .await
+        .expect("send")
 }
 
 #[tokio::test]
@@ -22,15 +33,7 @@ async fn deeply_nested_chatkit_json_is_400_not_a_crash() {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        let res = app
-            .client
-            .post(app.url("/chatkit"))
-            .header("x-user-id", "mallory")
-            .body(body)
-            .send()
-            .await
-            .expect("send");
-        assert_client_error(res, 400).await;
+        assert_client_error(post_chatkit(&app, body).await, 400).await;
     }
     assert_eq!(app.get("/health").await.status(), 200, "still serving");
 }
@@ -42,15 +45,7 @@ async fn an_oversized_chatkit_body_is_413_before_it_is_parsed() {
     let body = format!(
         r#"{{"type":"threads.create","params":{{"input":{{"content":[{{"type":"input_text","text":"{text}"}}],"attachments":[],"inference_options":{{}}}}}}}}"#
     );
-    let res = app
-        .client
-        .post(app.url("/chatkit"))
-        .header("x-user-id", "mallory")
-        .body(body)
-        .send()
-        .await
-        .expect("send");
-    assert_client_error(res, 413).await;
+    assert_client_error(post_chatkit(&app, body).await, 413).await;
 }
 
 #[tokio::test]
