@@ -18,6 +18,7 @@ use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
 use crate::chatkit::{ChatKit, ChatKitMetrics, ThreadStore};
 use crate::config::Settings;
 use crate::content::Content;
+use crate::http::serve::{ConnectionLimits, serve};
 use crate::ratelimit::RateLimiter;
 use crate::store::Database;
 use crate::telemetry::metrics::Metrics;
@@ -198,43 +199,33 @@ impl Application {
         let state = self.state.clone();
         let deadline = state.settings.server.shutdown_timeout;
         let streams = state.shutdown.clone();
-        let draining = CancellationToken::new();
-        let draining_signal = draining.clone();
         let router = crate::http::router(state.clone());
-        let serve = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            signal.await;
-            tracing::info!(
-                deadline_secs = deadline.as_secs(),
-                "shutdown: no longer accepting connections"
-            );
-            draining_signal.cancel();
-            tokio::spawn(async move {
-                tokio::time::sleep(deadline).await;
-                tracing::info!("shutdown deadline: ending open streams");
-                streams.cancel();
-            });
-        });
-        let serve = serve.into_future();
-        tokio::pin!(serve);
-        let result = tokio::select! {
-            r = &mut serve => r,
-            // Last resort when a connection ignores the deadline (e.g. a stuck client).
-            _ = async {
-                draining.cancelled().await;
-                tokio::time::sleep(deadline + Duration::from_secs(3)).await;
-            } => {
-                tracing::warn!("shutdown: connections still open after the deadline; exiting");
-                Ok(())
-            }
+        let limits = ConnectionLimits {
+            header_read_timeout: state.settings.server.header_read_timeout,
         };
+        let connections = serve(self.listener, router, limits, signal).await;
+        tracing::info!(
+            deadline_secs = deadline.as_secs(),
+            "shutdown: no longer accepting connections"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            tracing::info!("shutdown deadline: ending open streams");
+            streams.cancel();
+        });
+        // Connections finish their current request and close; streams end at the deadline.
+        // The extra seconds are a last resort for a connection that ignores both (e.g. a
+        // client that never reads its response).
+        if tokio::time::timeout(deadline + Duration::from_secs(3), connections.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: connections still open after the deadline; exiting");
+        }
         state.chatkit.drain(Duration::from_secs(2)).await;
         state.db.close().await;
         tracing::info!("shutdown complete");
-        result
+        Ok(())
     }
 }
 

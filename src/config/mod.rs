@@ -81,6 +81,11 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Deadline for a client's first bytes and each HTTP/1 request head (also the keep-alive
+    /// idle timeout).
+    pub header_read_timeout: Duration,
+    /// Deadline for a whole request body.
+    pub body_read_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
     /// Length of the kernel's accept queue (`listen(2)` backlog).
@@ -215,6 +220,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         "REQUEST_TIMEOUT_SECS",
         "30",
         "Deadline for a non-streaming request.",
+    ),
+    SettingDoc::new(
+        "HEADER_READ_TIMEOUT_SECS",
+        "30",
+        "A connection must send its request head within this; also how long an idle keep-alive connection stays open (set it above the idle timeout of a proxy in front).",
+    ),
+    SettingDoc::new(
+        "BODY_READ_TIMEOUT_SECS",
+        "15",
+        "A request body must arrive whole within this, else 408.",
     ),
     SettingDoc::new(
         "SHUTDOWN_TIMEOUT_SECS",
@@ -355,12 +370,24 @@ fn server_settings(env: &mut Env, production: bool) -> ServerSettings {
             );
         }
     }
+    let header_read_timeout = env.secs_or("HEADER_READ_TIMEOUT_SECS", 30);
+    let body_read_timeout = env.secs_or("BODY_READ_TIMEOUT_SECS", 15);
+    for (name, value) in [
+        ("HEADER_READ_TIMEOUT_SECS", header_read_timeout),
+        ("BODY_READ_TIMEOUT_SECS", body_read_timeout),
+    ] {
+        if value.is_zero() {
+            env.error(name, "must be at least 1 second");
+        }
+    }
     ServerSettings {
         host: env.parse_or("HOST", IpAddr::from([127, 0, 0, 1])),
         port: env.parse_or("PORT", 8000),
         allowed_origins,
         max_body_bytes: env.parse_or("MAX_BODY_BYTES", 1024 * 1024),
         request_timeout: env.secs_or("REQUEST_TIMEOUT_SECS", 30),
+        header_read_timeout,
+        body_read_timeout,
         shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
         readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
         listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),

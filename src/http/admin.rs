@@ -1,7 +1,6 @@
 //! `POST /admin/invalidate-cache` (shared secret) and `POST /webhooks/github` (signed push
 //! events): lesson cache invalidation. Each route answers 404 while its secret is unset.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -10,6 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::body::RequestBody;
 use crate::app::AppState;
 use crate::content::webhook::{PushEvent, signature_is_valid};
 use crate::content::{Invalidated, LessonPath, Source};
@@ -33,7 +33,7 @@ fn secret_matches(expected: &str, given: &[u8]) -> bool {
 async fn invalidate_cache(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Json<Invalidated>, ApiError> {
     let Some(secret) = &state.settings.admin_secret else {
         return Err(ApiError::not_found("no such route"));
@@ -85,7 +85,7 @@ fn parse_paths(body: &[u8]) -> Result<Option<Vec<LessonPath>>, String> {
 async fn github_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Json<Value>, ApiError> {
     let Some(secret) = &state.settings.content.github_webhook_secret else {
         return Err(ApiError::not_found("no such route"));

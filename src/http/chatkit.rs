@@ -12,8 +12,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
 
+use super::body::RequestBody;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::chatkit::{Outcome, RawContext, Reply, RequestContext, request};
@@ -30,7 +30,7 @@ async fn chatkit(
     user: CurrentUser,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let raw = RawContext {
         query,

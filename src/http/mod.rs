@@ -1,13 +1,15 @@
 //! The HTTP surface: one module per group of routes, and the router with its layers.
 //!
-//! Owns: routes, middleware order, CORS, body and time limits. Handlers are thin: they parse
+//! Owns: routes, middleware order, CORS, body and time limits; [`serve`] owns the accept loop. Handlers are thin: they parse
 //! input into domain types, call one service function and map the result.
 
 mod admin;
+mod body;
 mod chatkit;
 mod health;
 mod openapi;
 mod root;
+pub(crate) mod serve;
 mod study;
 mod suggestions;
 

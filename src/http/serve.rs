@@ -1,0 +1,119 @@
+//! The accept loop: turns TCP connections into HTTP/1.1 or HTTP/2 (prior knowledge)
+//! connections served by the router.
+//!
+//! Owns: connection-level limits and graceful shutdown of connections. We run our own loop on
+//! hyper-util rather than `axum::serve` because `axum::serve` gives hyper no timer, so a client
+//! that opens a connection and sends its headers slowly (or not at all) would hold a socket and
+//! a task forever. Here:
+//! - a client must send its first bytes within `HEADER_READ_TIMEOUT_SECS` (checked before the
+//!   HTTP version is sniffed, which hyper-util does without a deadline);
+//! - HTTP/1 request heads must be complete within the same time (hyper's `header_read_timeout`,
+//!   which also closes keep-alive connections idle for that long);
+//! - request bodies have their own deadline, enforced where they are read
+//!   ([`crate::http::body`]);
+//! - accepted sockets get `TCP_NODELAY`, so a streamed event leaves as soon as it is written;
+//! - accept errors (e.g. out of file descriptors) are logged, counted by the caller's logs, and
+//!   retried after a pause instead of ending the server.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+/// The HTTP/2 connection preface; a connection whose first bytes are a prefix of it may still
+/// turn out to be HTTP/2.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Connection-level limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Deadline for a client's first bytes and for each HTTP/1 request head; also the idle
+    /// keep-alive timeout.
+    pub header_read_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and returns a
+/// handle that resolves when every open connection has closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> GracefulShutdown {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // EMFILE/ENFILE/ENOBUFS and friends: the listener itself is fine, the
+                    // process is out of something; pause so the loop does not spin.
+                    tracing::error!(error = %err, "accept failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(Body::new)
+            });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
+        tokio::spawn(async move {
+            if !first_bytes_within(&stream, first_bytes).await {
+                tracing::debug!(%peer, "closed a connection that sent no request in time");
+                return;
+            }
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            if let Err(err) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful
+}
+
+/// Waits until the client has sent enough bytes for the HTTP version to be known (anything
+/// that is not a prefix of the HTTP/2 preface, or the whole preface), at most `deadline`.
+async fn first_bytes_within(stream: &TcpStream, deadline: Duration) -> bool {
+    let wait = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n == H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return true,
+                // A partial HTTP/2 preface: `peek` would return the same bytes at once, so
+                // poll again shortly (rare: only HTTP/2 clients whose preface is split).
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(deadline, wait).await.unwrap_or(false)
+}
