@@ -1,7 +1,9 @@
 //! `chat`: N concurrent ChatKit streams (`threads.create` with a short message), ramped at a
 //! fixed rate and spread over several source addresses. Measures connect time, time to the
 //! first event and the first reply delta, gaps between events, completed/held/failed streams,
-//! and the server's memory per open stream (RSS before vs at peak).
+//! and the server's memory per open stream (RSS before vs at peak). Against `fake-model
+//! --stamp`, whose first token is the wall-clock time it was written, it also reports the
+//! first-token overhead: when the client read the first delta minus when the model wrote it.
 //!
 //! One process may hold only as many sockets as its file limit allows, so `--procs K` runs the
 //! streams in K child processes (this binary with `--worker I`); the parent samples the
@@ -75,6 +77,8 @@ pub struct Raw {
     connect: Vec<u64>,
     first_event: Vec<u64>,
     first_delta: Vec<u64>,
+    /// Client read the first delta − the model wrote it (stamped replies only).
+    token_overhead: Vec<u64>,
     gaps: Vec<u64>,
     duration: Vec<u64>,
     completed: u64,
@@ -359,6 +363,10 @@ async fn read_events(
             if !seen_delta && kind.0.ends_with("text_delta") {
                 seen_delta = true;
                 raw.first_delta.push(us(now - t0));
+                if let Some(written) = kind.1.as_deref().and_then(stamp_micros) {
+                    raw.token_overhead
+                        .push(unix_micros().saturating_sub(written));
+                }
             }
             if kind.0 == "error" {
                 return Outcome::Failed("error event".into());
@@ -375,6 +383,19 @@ async fn read_events(
         .duration
         .push(us(t0.elapsed()));
     Outcome::Completed
+}
+
+/// The stamp of a `fake-model --stamp` first token: `@<unix µs>` (the server may trim
+/// whitespace around it).
+pub(crate) fn stamp_micros(delta: &str) -> Option<u64> {
+    delta.trim().strip_prefix('@')?.parse().ok()
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// An error's message without its source chain (groups failures by kind).
@@ -403,6 +424,7 @@ fn merge(
         all.connect.extend(r.connect);
         all.first_event.extend(r.first_event);
         all.first_delta.extend(r.first_delta);
+        all.token_overhead.extend(r.token_overhead);
         all.gaps.extend(r.gaps);
         all.duration.extend(r.duration);
         all.completed += r.completed;
@@ -431,6 +453,7 @@ fn merge(
         "connect": histogram(&all.connect).summary(),
         "first_event": histogram(&all.first_event).summary(),
         "first_delta": histogram(&all.first_delta).summary(),
+        "first_token_overhead": histogram(&all.token_overhead).summary(),
         "event_gap": histogram(&all.gaps).summary(),
         "stream_duration": histogram(&all.duration).summary(),
     });
@@ -484,7 +507,7 @@ mod tests {
                     0 => r#"{"type":"thread.created"}"#,
                     1 if odd && !slow => r#"{"type":"error","code":"x","allow_retry":false}"#,
                     1 => {
-                        r#"{"type":"thread.item.updated","update":{"type":"assistant_message.content_part.text_delta"}}"#
+                        r#"{"type":"thread.item.updated","update":{"type":"assistant_message.content_part.text_delta","delta":"@1"}}"#
                     }
                     _ => r#"{"type":"thread.item.done"}"#,
                 };
@@ -532,6 +555,13 @@ mod tests {
             raw.first_delta.len(),
             3,
             "only the healthy streams saw a delta"
+        );
+        // Their deltas carry the stamp `@1` (1 µs after the epoch): the overhead is now.
+        assert_eq!(raw.token_overhead.len(), 3);
+        assert!(
+            raw.token_overhead
+                .iter()
+                .all(|o| *o > 1_700_000_000_000_000)
         );
         assert_eq!(raw.duration.len(), 3);
         // Each healthy stream has two gaps of ≈ 20 ms after its first event.

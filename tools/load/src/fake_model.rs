@@ -4,6 +4,8 @@
 //! [DONE]`) with `--tokens` tokens at `--tokens-per-sec`, so a reply lasts as long as a load run
 //! needs its streams held. The first token is sent at once (the server's first-token timeout
 //! does not fire); keep the gap between tokens under the server's `MODEL_IDLE_TIMEOUT_SECS`.
+//! With `--stamp` the first token is `@<unix µs>`, the wall-clock time it was written, so the
+//! `chat` client can measure the service's first-token overhead (same host, same clock).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub struct FakeModelArgs {
     /// Token rate of each reply (0.1 = one token every 10 s).
     #[arg(long, default_value_t = 50.0)]
     pub tokens_per_sec: f64,
+    /// Make the first token the time it was written (`@<unix µs>`).
+    #[arg(long)]
+    pub stamp: bool,
     /// Exit after this many seconds (load runs are bounded).
     #[arg(long, default_value_t = 900.0)]
     pub exit_after: f64,
@@ -39,6 +44,7 @@ pub struct FakeModelArgs {
 struct Fake {
     tokens: u64,
     gap: Duration,
+    stamp: bool,
     requests: Arc<AtomicU64>,
 }
 
@@ -49,6 +55,7 @@ pub async fn run(args: FakeModelArgs) -> anyhow::Result<()> {
     let fake = Fake {
         tokens: args.tokens.max(1),
         gap: Duration::from_secs_f64(1.0 / args.tokens_per_sec),
+        stamp: args.stamp,
         requests: Arc::new(AtomicU64::new(0)),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
@@ -93,7 +100,15 @@ async fn completions(State(fake): State<Fake>, _body: Bytes) -> Response {
                 if k > 1 {
                     tokio::time::sleep(fake.gap).await;
                 }
-                let word = serde_json::to_string(&format!("tok{k} ")).unwrap_or_default();
+                let word = if k == 1 && fake.stamp {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros())
+                        .unwrap_or(0);
+                    format!("\"@{now} \"")
+                } else {
+                    serde_json::to_string(&format!("tok{k} ")).unwrap_or_default()
+                };
                 chunk(&format!(r#"{{"content":{word}}}"#), "null")
             } else if k == fake.tokens + 1 {
                 chunk("{}", r#""stop""#)
@@ -131,6 +146,7 @@ mod tests {
         let fake = Fake {
             tokens: 3,
             gap: Duration::from_millis(5),
+            stamp: false,
             requests: Arc::new(AtomicU64::new(0)),
         };
         tokio::spawn(async move { axum::serve(listener, router(fake)).await });
@@ -162,5 +178,17 @@ mod tests {
         assert_eq!(words, "tok1 tok2 tok3 ");
         assert!(frames[4].contains(r#""finish_reason":"stop""#));
         assert_eq!(frames[5], "data: [DONE]");
+    }
+
+    #[test]
+    fn a_stamped_first_token_reads_back_as_the_time_it_was_written() {
+        // The chat client's parser must accept what this server writes.
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_micros() as u64;
+        let token = format!("@{before} ");
+        assert_eq!(crate::chat::stamp_micros(&token), Some(before));
+        assert_eq!(crate::chat::stamp_micros("tok1 "), None);
     }
 }

@@ -1,9 +1,10 @@
 //! Incremental splitter for the ChatKit SSE stream: feeds bytes as they arrive and yields the
 //! `type` of each complete event (events end at a blank line; only `data:` lines matter here).
 
-/// One parsed event: its `type` field (or `?` when the data is not a JSON object with one).
+/// One parsed event: its `type` field (or `?` when the data is not a JSON object with one), and
+/// the text of a reply delta (`update.delta`) when it carries one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventKind(pub String);
+pub struct EventKind(pub String, pub Option<String>);
 
 /// Buffers a partial event between reads.
 #[derive(Default)]
@@ -50,8 +51,11 @@ fn kind_of(event: &[u8]) -> Option<EventKind> {
         return None; // a comment (keep-alive) or an empty event
     }
     let joined = data.join("\n");
-    let kind = serde_json::from_str::<serde_json::Value>(&joined)
-        .ok()
+    let value = serde_json::from_str::<serde_json::Value>(&joined).ok();
+    let delta = value
+        .as_ref()
+        .and_then(|v| v.pointer("/update/delta")?.as_str().map(str::to_owned));
+    let kind = value
         .and_then(|v| {
             let t = v.get("type")?.as_str()?.to_owned();
             // A reply delta travels inside thread.item.updated; name it so callers can time it.
@@ -62,7 +66,7 @@ fn kind_of(event: &[u8]) -> Option<EventKind> {
             })
         })
         .unwrap_or_else(|| "?".into());
-    Some(EventKind(kind))
+    Some(EventKind(kind, delta))
 }
 
 #[cfg(test)]
@@ -73,12 +77,15 @@ mod tests {
     fn events_split_across_reads_come_out_whole_and_in_order() {
         let mut s = Splitter::default();
         assert!(s.feed(b"data: {\"type\":\"thread.cre").is_empty());
-        let got = s.feed(b"ated\"}\n\n: keep-alive\n\ndata: {\"type\":\"thread.item.updated\",\"update\":{\"type\":\"assistant_message.content_part.text_delta\"}}\r\n\r\n");
+        let got = s.feed(b"ated\"}\n\n: keep-alive\n\ndata: {\"type\":\"thread.item.updated\",\"update\":{\"type\":\"assistant_message.content_part.text_delta\",\"delta\":\"hi\"}}\r\n\r\n");
         assert_eq!(
             got,
             vec![
-                EventKind("thread.created".into()),
-                EventKind("thread.item.updated/assistant_message.content_part.text_delta".into())
+                EventKind("thread.created".into(), None),
+                EventKind(
+                    "thread.item.updated/assistant_message.content_part.text_delta".into(),
+                    Some("hi".into())
+                )
             ]
         );
     }
@@ -86,6 +93,6 @@ mod tests {
     #[test]
     fn data_that_is_not_json_is_still_an_event() {
         let mut s = Splitter::default();
-        assert_eq!(s.feed(b"data: oops\n\n"), vec![EventKind("?".into())]);
+        assert_eq!(s.feed(b"data: oops\n\n"), vec![EventKind("?".into(), None)]);
     }
 }
