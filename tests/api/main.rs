@@ -27,6 +27,7 @@ mod openapi;
 mod ratelimit;
 mod security;
 mod server;
+mod services;
 mod store;
 mod study;
 mod suggestions;
