@@ -21,6 +21,7 @@ mod content_fake_github;
 mod content_warm_cache;
 mod docs;
 mod errors;
+mod faults;
 mod health;
 mod listener;
 mod openapi;
