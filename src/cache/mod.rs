@@ -5,6 +5,7 @@
 //! metrics. A backend failure never fails a request: it is logged (throttled), counted, and
 //! treated as a miss. Must not know what is cached (content, JWKS…): callers own their keys.
 
+mod breaker;
 mod memory;
 mod redis;
 

@@ -4,23 +4,31 @@
 //!
 //! A connection that cannot be made at start-up is retried lazily (at most once a second per
 //! slot), so the service starts and serves while Redis is down, and recovers when it returns.
+//! Every operation goes through [`RedisPool::run`]: one deadline covering the connection too,
+//! and the [`Breaker`] that makes operations fail at once while Redis is down.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, IntoConnectionInfo};
+use redis::{AsyncCommands, IntoConnectionInfo, RedisResult};
 use tokio::sync::Mutex;
 
 use super::CacheMetrics;
+use super::breaker::Breaker;
 use crate::config::RedisSettings;
 use crate::telemetry::LogThrottle;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Deadline of one cache operation, connecting included.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(1);
+/// Deadline of a prefix deletion (SCAN over the keyspace, UNLINK in batches).
+const DELETE_PREFIX_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Slot {
     conn: Mutex<(Option<ConnectionManager>, Option<Instant>)>,
@@ -33,6 +41,7 @@ pub struct RedisPool {
     next: AtomicUsize,
     prefix: String,
     log: LogThrottle,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for RedisPool {
@@ -61,6 +70,7 @@ impl RedisPool {
             next: AtomicUsize::new(0),
             prefix: settings.key_prefix.clone(),
             log: LogThrottle::new(Duration::from_secs(30)),
+            breaker: Breaker::default(),
         });
         for _ in 0..pool.slots.len() {
             if let Err(e) = pool.connection().await {
@@ -105,6 +115,32 @@ impl RedisPool {
         Ok(conn)
     }
 
+    /// Runs `op` on a connection within `deadline` (connecting included), unless Redis is down
+    /// and this is not the probe's turn: then it fails at once.
+    pub async fn run<T, F, Fut>(&self, deadline: Duration, op: F) -> RedisResult<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        if !self.breaker.admit() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "redis is down (failing fast; probing once a second)",
+            )));
+        }
+        let attempt = async { op(self.connection().await?).await };
+        let result = tokio::time::timeout(deadline, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::IoError,
+                    "redis operation timed out",
+                )))
+            });
+        self.breaker.observe(&result);
+        result
+    }
+
     /// Logs a Redis failure at most once per 30 s.
     pub fn log_failure(&self, operation: &str, error: &redis::RedisError) {
         if self.log.allow() {
@@ -136,11 +172,14 @@ impl RedisCache {
     }
 
     pub async fn get(&self, key: &str) -> Option<Bytes> {
-        let result: Result<Option<Vec<u8>>, _> = async {
-            let mut conn = self.pool.connection().await?;
-            conn.get(self.pool.key(key)).await
-        }
-        .await;
+        let key = self.pool.key(key);
+        let result: RedisResult<Option<Vec<u8>>> = self
+            .pool
+            .run(
+                OPERATION_TIMEOUT,
+                |mut conn| async move { conn.get(key).await },
+            )
+            .await;
         match result {
             Ok(v) => {
                 let outcome = if v.is_some() { "hit" } else { "miss" };
@@ -156,17 +195,19 @@ impl RedisCache {
 
     pub async fn set(&self, key: &str, value: Bytes, ttl: Duration) {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let result: Result<(), _> = async {
-            let mut conn = self.pool.connection().await?;
-            redis::cmd("SET")
-                .arg(self.pool.key(key))
-                .arg(value.as_ref())
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut conn)
-                .await
-        }
-        .await;
+        let key = self.pool.key(key);
+        let result: RedisResult<()> = self
+            .pool
+            .run(OPERATION_TIMEOUT, |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
         match result {
             Ok(()) => self.metrics.count("redis", "set", "ok"),
             Err(e) => self.failed("set", &e),
@@ -178,11 +219,13 @@ impl RedisCache {
             return 0;
         }
         let full: Vec<String> = keys.iter().map(|k| self.pool.key(k)).collect();
-        let result: Result<u64, _> = async {
-            let mut conn = self.pool.connection().await?;
-            conn.del(full).await
-        }
-        .await;
+        let result: RedisResult<u64> = self
+            .pool
+            .run(
+                OPERATION_TIMEOUT,
+                |mut conn| async move { conn.del(full).await },
+            )
+            .await;
         match result {
             Ok(n) => {
                 self.metrics.count("redis", "delete", "ok");
@@ -198,8 +241,7 @@ impl RedisCache {
     /// SCAN + UNLINK in batches (never KEYS, which blocks Redis).
     pub async fn delete_prefix(&self, prefix: &str) -> u64 {
         let pattern = format!("{}*", escape_glob(&self.pool.key(prefix)));
-        let result: Result<u64, redis::RedisError> = async {
-            let mut conn = self.pool.connection().await?;
+        let scan = |mut conn: ConnectionManager| async move {
             let mut cursor: u64 = 0;
             let mut removed = 0;
             loop {
@@ -223,8 +265,8 @@ impl RedisCache {
                 }
                 cursor = next;
             }
-        }
-        .await;
+        };
+        let result: RedisResult<u64> = self.pool.run(DELETE_PREFIX_TIMEOUT, scan).await;
         match result {
             Ok(n) => {
                 self.metrics.count("redis", "delete_prefix", "ok");
@@ -238,11 +280,12 @@ impl RedisCache {
     }
 
     pub async fn ping(&self) -> Result<(), String> {
-        let result: Result<String, redis::RedisError> = async {
-            let mut conn = self.pool.connection().await?;
-            redis::cmd("PING").query_async(&mut conn).await
-        }
-        .await;
+        let result: RedisResult<String> = self
+            .pool
+            .run(OPERATION_TIMEOUT, |mut conn| async move {
+                redis::cmd("PING").query_async(&mut conn).await
+            })
+            .await;
         result.map(drop).map_err(|e| e.to_string())
     }
 }

@@ -167,6 +167,12 @@ impl From<ThreadStoreError> for ApiError {
     fn from(e: ThreadStoreError) -> Self {
         match e {
             ThreadStoreError::NoSuchThread => ApiError::not_found("no such thread"),
+            // A database that is down or restarting is not a bug: 503 tells the client to
+            // retry (found by the PostgreSQL fault test, which used to get opaque 500s).
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "thread store unavailable");
+                ApiError::unavailable("the thread store is unavailable; please try again shortly")
+            }
             other => ApiError::internal(format!("thread store: {other}")),
         }
     }

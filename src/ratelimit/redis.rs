@@ -91,16 +91,13 @@ impl RedisLimiter {
         for w in windows {
             invocation.arg(w.limit).arg(millis(w.period));
         }
-        // The deadline covers connecting too: a down Redis must not hold requests for long.
-        let run = async {
-            let mut conn = pool.connection().await?;
-            invocation.invoke_async::<Vec<i64>>(&mut conn).await
-        };
-        let out = tokio::time::timeout(CHECK_TIMEOUT, run)
-            .await
-            .map_err(|_| {
-                redis::RedisError::from((redis::ErrorKind::IoError, "rate-limit check timed out"))
-            })??;
+        // The deadline covers connecting too, and while Redis is down the pool fails at once:
+        // a down Redis must not hold requests.
+        let out = pool
+            .run(CHECK_TIMEOUT, |mut conn| async move {
+                invocation.invoke_async::<Vec<i64>>(&mut conn).await
+            })
+            .await?;
         parse(&out, windows.len()).ok_or_else(|| {
             redis::RedisError::from((redis::ErrorKind::TypeError, "unexpected script reply"))
         })

@@ -88,6 +88,25 @@ impl Database {
     }
 }
 
+/// True when `error` means the database cannot be reached right now rather than a bug: the
+/// connection was refused or lost, no pooled connection came within the acquire timeout, or
+/// the server is shutting down or starting up. Callers answer these with 503 ("try again"),
+/// not an opaque 500; the pool reconnects by itself once the database is back.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
+        // SQLSTATE class 08 (connection exception), 57P01–57P03 (admin shutdown, crash
+        // shutdown, cannot connect now) and 53300 (too many connections).
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreOpLabels {
     pub backend: &'static str,
@@ -125,4 +144,19 @@ impl StoreMetrics {
 /// and connections are recycled hourly, as a managed PostgreSQL expects.
 fn pool_lifetimes() -> (Duration, Duration) {
     (Duration::from_secs(3600), Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_but_a_query_error_is_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_unavailable(&sqlx::Error::Io(refused)));
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::PoolClosed));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(!is_unavailable(&sqlx::Error::ColumnNotFound("id".into())));
+    }
 }

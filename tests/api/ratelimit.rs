@@ -12,6 +12,7 @@ use study_mode_api::ratelimit::{ClientIp, Policy, RateLimiter};
 
 use crate::helpers::{Backend, TestApp, spawn_app_with, test_redis_url, unique};
 use crate::per_backend;
+use crate::services::{OwnRedis, free_port};
 
 per_backend! {
     exactly_the_limit_is_admitted_and_the_rest_get_429 => exact_limit;
@@ -228,67 +229,11 @@ async fn the_script_is_reloaded_after_script_flush() {
     );
 }
 
-/// A throwaway Redis on a free port, killed and restarted by the test (never the shared one).
-struct OwnRedis {
-    port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed");
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
-        for _ in 0..100 {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-            {
-                return Self {
-                    port,
-                    child: Some(child),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on {port} did not start");
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("kill our redis-server");
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_dies_requests_are_admitted_and_counted_then_limiting_resumes_when_it_returns() {
     let port = free_port();
     let mut redis = OwnRedis::start(port).await;
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let app = spawn_app_with(
         Backend::Production,
         &[("REDIS_URL", &url), ("RATE_LIMIT_CHAT", "2/minute")],

@@ -6,9 +6,9 @@ mod bench;
 #[path = "tutor_chatkit.rs"]
 mod chatkit;
 #[path = "tutor_transcripts.rs"]
-mod transcripts;
+pub mod transcripts;
 #[path = "tutor_upstream.rs"]
-mod upstream;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! A fake model server: a real local axum server that answers each request with the next
-//! scripted answer (a status with a JSON body, or an SSE body written step by step), records
-//! every request, and notices when a client drops a stream before its end.
+//! scripted answer (a status with a JSON body, or an SSE body written step by step, possibly
+//! stalling or breaking off), records every request, and notices when a client drops a stream
+//! before its end.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,9 @@ pub enum Step {
     Yield,
     /// Send nothing more, ever (a stalled upstream).
     Hang,
+    /// The connection breaks: the body ends with an I/O error, so the server aborts the
+    /// response without its terminating chunk (an upstream that died mid-stream).
+    Cut,
     /// A Chat Completions chunk whose content is the time of sending: microseconds since
     /// [`epoch`] (benchmarks measure the client's overhead with it).
     Stamp,
@@ -209,6 +213,10 @@ fn stream(steps: Vec<Step>, shared: Arc<Shared>) -> Response {
                 Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
                 Some(Step::Yield) => tokio::task::yield_now().await,
                 Some(Step::Hang) => std::future::pending::<()>().await,
+                Some(Step::Cut) => {
+                    let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
+                    return Some((Err(cut), (steps, guard)));
+                }
                 Some(Step::Stamp) => {
                     let micros = epoch().elapsed().as_micros();
                     let chunk = format!(

@@ -120,6 +120,13 @@ pub enum ThreadStoreError {
     NoSuchThread,
 }
 
+impl ThreadStoreError {
+    /// The database is unreachable for now (see [`crate::store::is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ThreadStoreError::Database(e) if crate::store::is_unavailable(e))
+    }
+}
+
 pub type StoreResult<T> = Result<T, ThreadStoreError>;
 
 /// The thread store interface (the reference's `chatkit.store.Store`, owner-scoped).
