@@ -785,4 +785,18 @@ async fn a_malformed_lesson_path_is_400() {
         .await;
     assert_eq!(a.status, 400);
     assert!(a.text.contains("lesson_path"), "{}", a.text);
+    // A blank path is checked, not taken for "no lesson": its length counts before trimming
+    // (schemathesis found 600 blanks accepted), and only an empty value means none.
+    for (query, status) in [
+        (format!("lesson_path={}", "%20".repeat(600)), 400),
+        (format!("lesson_path=a{}", "%20".repeat(600)), 400),
+        ("lesson_path=%20".to_owned(), 400),
+        ("lesson_path=".to_owned(), 200),
+    ] {
+        let a = chat(&app)
+            .with_query(&query)
+            .send(req("threads.list", json!({})))
+            .await;
+        assert_eq!(a.status, status, "{query}: {}", a.text);
+    }
 }
