@@ -41,8 +41,13 @@ impl RequestContext {
                 .map(|(_, v)| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let lesson_path = param("lesson_path")
-            .map(|p| LessonPath::parse(&p))
+        // The raw value, untrimmed, so its length and blankness are checked as the OpenAPI
+        // document says (schemathesis found 600 blanks accepted as "no lesson"); only an empty
+        // value counts as absent (`allowEmptyValue`).
+        let lesson_path = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "lesson_path")
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(_, p)| LessonPath::parse(&p))
             .transpose()
             .map_err(|e| ApiError::bad_request(format!("query.lesson_path: {e}")))?;
         let user_name = non_empty(raw.user_name_header)

@@ -21,6 +21,7 @@ pub mod request;
 mod sse;
 pub mod store;
 mod stream;
+mod strict;
 mod structured;
 pub mod types;
 

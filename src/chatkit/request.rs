@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::strict::Strict;
 use super::types::{InferenceOptions, UserContent};
 use crate::error::ApiError;
 
@@ -262,6 +263,11 @@ pub fn parse(body: &[u8]) -> Result<Request, ApiError> {
     let params = object
         .remove("params")
         .ok_or_else(|| ApiError::bad_request("params: field required"))?;
+    // `metadata` is free-form but, as the reference's `dict[str, Any]`, must be an object when
+    // sent (schemathesis found an array accepted and silently ignored).
+    if object.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::bad_request("metadata: expected an object"));
+    }
     by_type(&kind, params)
 }
 
@@ -301,7 +307,7 @@ fn tool_output(params: Value) -> Result<ToolOutputParams, ApiError> {
 }
 
 fn params_of<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(params).map_err(|e| {
+    serde_path_to_error::deserialize(Strict(params)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -348,6 +354,29 @@ mod tests {
         assert!(
             err(r#"{"type":"threads.add_client_tool_output","params":{"thread_id":"t"}}"#)
                 .starts_with("params.result:")
+        );
+        assert!(
+            err(r#"{"type":"threads.list","params":{},"metadata":[]}"#).starts_with("metadata:")
+        );
+        assert!(
+            err(r#"{"type":"threads.list","params":{},"metadata":null}"#).starts_with("metadata:")
+        );
+        // Found by schemathesis: serde reads a struct or a tagged enum from a positional array.
+        assert!(
+            err(r#"{"type":"threads.get_by_id","params":["thr_1"]}"#)
+                .starts_with("params: invalid type: sequence")
+        );
+        assert!(
+            err(r#"{"type":"threads.create","params":{"input":{"content":[],"attachments":[],"inference_options":[null,null]}}}"#)
+                .starts_with("params.input.inference_options: invalid type: sequence")
+        );
+        assert!(
+            err(r#"{"type":"threads.create","params":{"input":{"content":[["input_text","hi"]],"attachments":[],"inference_options":{}}}}"#)
+                .starts_with("params.input.content[0]: invalid type: sequence")
+        );
+        assert!(
+            err(r#"{"type":"threads.create","params":{"input":{"content":[{"type":0,"text":"hi"}],"attachments":[],"inference_options":{}}}}"#)
+                .starts_with("params.input.content[0]: type:")
         );
         assert!(err("[1]").starts_with("body:"));
         assert!(err("{").starts_with("body is not valid JSON"));

@@ -148,8 +148,9 @@ pub struct UserMessage {
     pub inference_options: InferenceOptions,
 }
 
-/// `UserMessageContent`: typed text or a tag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `UserMessageContent`: typed text or a tag. Read only from a JSON object (see
+/// [`UserContentWire`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UserContent {
     InputText {
@@ -164,6 +165,53 @@ pub enum UserContent {
         #[serde(default)]
         interactive: bool,
     },
+}
+
+/// How [`UserContent`] is read. serde's internally tagged enums also accept a positional array
+/// (`["input_text", "hi"]`) and a variant's index as its tag (`"type": 0`), which pydantic and
+/// the OpenAPI document refuse (schemathesis found both accepted), so the content is read as a
+/// JSON object whose `type` is a string, then as this enum.
+#[derive(Deserialize)]
+#[serde(remote = "UserContent", tag = "type", rename_all = "snake_case")]
+enum UserContentWire {
+    InputText {
+        text: String,
+    },
+    InputTag {
+        id: String,
+        text: String,
+        data: Map<String, Value>,
+        #[serde(default)]
+        group: Option<String>,
+        #[serde(default)]
+        interactive: bool,
+    },
+}
+
+impl<'de> Deserialize<'de> for UserContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = UserContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a content object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<UserContent, A::Error> {
+                use serde::de::Error;
+                let object = Map::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                if object.get("type").is_some_and(|t| !t.is_string()) {
+                    return Err(A::Error::custom(
+                        "type: expected `input_text` or `input_tag`",
+                    ));
+                }
+                UserContentWire::deserialize(Value::Object(object)).map_err(A::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly)
+    }
 }
 
 impl UserContent {

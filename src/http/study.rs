@@ -171,7 +171,7 @@ fn lesson_path_param(query: Option<&str>) -> Result<LessonPath, String> {
         .find(|(k, _)| k == "lesson_path")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| "query.lesson_path: required".to_owned())?;
-    LessonPath::parse(&raw).map_err(|e| format!("query.{e}"))
+    LessonPath::parse(&raw).map_err(|e| format!("query.lesson_path: {e}"))
 }
 
 fn unavailable(error: ContentError) -> ApiError {
@@ -221,6 +221,10 @@ mod tests {
         assert_eq!(
             lesson_path_param(None).err().as_deref(),
             Some("query.lesson_path: required")
+        );
+        assert_eq!(
+            lesson_path_param(Some("lesson_path=")).err().as_deref(),
+            Some("query.lesson_path: invalid lesson_path: must not be empty")
         );
         assert!(lesson_path_param(Some("lesson_path=a/../b")).is_err());
         let path = lesson_path_param(Some("x=1&lesson_path=01-part%2F02-lesson"));

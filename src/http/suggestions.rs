@@ -52,11 +52,13 @@ fn parse_query(raw: Option<&str>) -> Result<SuggestionsIn, QueryError> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let path = match first("lesson_path").filter(|p| !p.trim().is_empty()) {
+    // Only an empty value counts as absent (`allowEmptyValue` in the OpenAPI document): a blank
+    // one is checked like any other and refused, as the document says.
+    let path = match first("lesson_path").filter(|p| !p.is_empty()) {
         Some(p) => Some(LessonPath::parse(p).map_err(|e| QueryError::Path(e.to_string()))?),
         None => None,
     };
-    let mode = match first("mode").filter(|m| !m.trim().is_empty()) {
+    let mode = match first("mode").filter(|m| !m.is_empty()) {
         Some(m) => Mode::parse(m).ok_or_else(|| {
             QueryError::Mode(format!(
                 "unknown mode `{m}`; expected `teach`, `ask` or `quiz`"

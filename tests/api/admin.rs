@@ -23,6 +23,7 @@ per_backend! {
     the_webhook_is_404_while_its_secret_is_unset => hook_disabled;
     a_missing_or_bad_webhook_signature_is_refused => hook_bad_signature;
     a_ping_event_is_acknowledged => hook_ping;
+    a_signed_payload_that_is_not_a_json_object_is_400 => hook_not_an_object;
     a_push_to_another_branch_invalidates_nothing => hook_other_branch;
     a_push_invalidates_exactly_the_lessons_it_touched => hook_exact;
 }
@@ -224,6 +225,34 @@ async fn hook_ping(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["event"], "ping");
+}
+
+/// Found by schemathesis: a signed empty body to a non-push event was answered 200.
+async fn hook_not_an_object(backend: Backend) {
+    let (_fake, app) = setup(backend).await;
+    for (event, body) in [
+        ("ping", ""),
+        ("other", "[1]"),
+        ("push", "\"x\""),
+        ("ping", "{"),
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/webhooks/github"))
+            .header("x-github-event", event)
+            .header("x-hub-signature-256", sign(HOOK, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{event} {body}");
+        let error: Value = resp.json().await.expect("json");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("payload must be a JSON object"),
+            "{message}"
+        );
+    }
 }
 
 async fn hook_other_branch(backend: Backend) {

@@ -710,6 +710,28 @@ async fn malformed_bodies_are_400_naming_the_field_and_the_reference_rejects_the
             r#"{"type":"items.feedback","params":{"thread_id":"t","item_ids":[],"kind":"meh"}}"#,
             "params.kind",
         ),
+        // Found by schemathesis: serde read a struct from a positional array.
+        (
+            r#"{"type":"threads.get_by_id","params":["thr_1"]}"#,
+            "params: invalid type: sequence",
+        ),
+        (
+            r#"{"type":"threads.create","params":{"input":{"content":[["input_text","hi"]],"attachments":[],"inference_options":[null,null]}}}"#,
+            "params.input.content[0]: invalid type: sequence",
+        ),
+        (
+            r#"{"type":"threads.create","params":{"input":{"content":[{"type":0,"text":"hi"}],"attachments":[],"inference_options":{}}}}"#,
+            "params.input.content[0]: type:",
+        ),
+        // Found by schemathesis: a `metadata` that is not an object was accepted and ignored.
+        (
+            r#"{"type":"threads.list","params":{},"metadata":[null]}"#,
+            "metadata: expected an object",
+        ),
+        (
+            r#"{"type":"threads.list","params":{},"metadata":null}"#,
+            "metadata: expected an object",
+        ),
     ];
     for (body, expected) in cases {
         assert_conforms(json!({"cmd": "request", "body": body, "valid": false}));
@@ -763,4 +785,18 @@ async fn a_malformed_lesson_path_is_400() {
         .await;
     assert_eq!(a.status, 400);
     assert!(a.text.contains("lesson_path"), "{}", a.text);
+    // A blank path is checked, not taken for "no lesson": its length counts before trimming
+    // (schemathesis found 600 blanks accepted), and only an empty value means none.
+    for (query, status) in [
+        (format!("lesson_path={}", "%20".repeat(600)), 400),
+        (format!("lesson_path=a{}", "%20".repeat(600)), 400),
+        ("lesson_path=%20".to_owned(), 400),
+        ("lesson_path=".to_owned(), 200),
+    ] {
+        let a = chat(&app)
+            .with_query(&query)
+            .send(req("threads.list", json!({})))
+            .await;
+        assert_eq!(a.status, status, "{query}: {}", a.text);
+    }
 }
