@@ -117,15 +117,21 @@ pub fn cut_to_budget(lesson: &Lesson, budget: usize) -> (String, Vec<String>) {
     };
     let mut text = String::new();
     let mut omitted = Vec::new();
+    // Whole sections go in until the first that does not fit; from there on only headings
+    // are listed (a section without a heading, e.g. the text before the first one, has none).
+    let mut whole = true;
     for (heading, section) in rendered {
         let needed = section.chars().count() + 2;
-        if omitted.is_empty() && text.chars().count() + needed <= budget {
+        if whole && text.chars().count() + needed <= budget {
             text.push_str(&section);
             text.push_str("\n\n");
-        } else if text.is_empty() {
+            continue;
+        }
+        if text.is_empty() {
             text = cut_inside(&section, budget);
-            omitted.push(heading);
-        } else if !heading.is_empty() {
+        }
+        whole = false;
+        if !heading.is_empty() {
             omitted.push(heading);
         }
     }
@@ -330,6 +336,14 @@ pub(crate) mod tests {
             let (text, omitted) = cut_to_budget(&lesson("T", &pairs), budget);
             proptest::prop_assert!(text.chars().count() <= budget, "{} > {budget}", text.chars().count());
             proptest::prop_assert!(omitted.len() <= sections.len());
+            proptest::prop_assert!(omitted.iter().all(|h| !h.is_empty()));
         }
+    }
+
+    #[test]
+    fn an_empty_lesson_under_a_tiny_budget_omits_nothing() {
+        // Found by the property above: no sections and budget 1 listed one empty heading.
+        let (text, omitted) = cut_to_budget(&lesson("T", &[]), 1);
+        assert_eq!((text.as_str(), omitted.len()), ("", 0));
     }
 }
