@@ -128,7 +128,9 @@ impl Responder for Tutor {
     fn respond(&self, request: TurnRequest) -> TurnStream {
         let tutor = self.clone();
         futures::stream::once(async move {
-            let lesson = tutor.lesson(&request).await;
+            // Boxed: loading a lesson (cache tiers, origin fetch) is a large future; inline,
+            // its space would stay allocated in this stream for the whole reply.
+            let lesson = Box::pin(tutor.lesson(&request)).await;
             tutor.respond_with_lesson(request, lesson)
         })
         .flatten()

@@ -107,7 +107,9 @@ impl Reply {
                 return None;
             }
             if self.upstream.is_none() {
-                match self.connect().await {
+                // Boxed: the request future (reqwest's, retries, backoff) is large and lives
+                // only until the response head; inline it would size every held reply.
+                match Box::pin(self.connect()).await {
                     Ok(stream) => self.upstream = Some(stream),
                     Err(f) => self.fail(f),
                 }
@@ -255,6 +257,9 @@ impl Reply {
                 if !self.got_token {
                     self.got_token = true;
                     self.client.metrics.first_token(self.started.elapsed());
+                    // No retry after the first token: the request body (instructions, lesson
+                    // context, history) is not needed for the rest of a long reply.
+                    self.body = Bytes::new();
                 }
                 self.text_in_part = true;
                 self.pending.push_back(Ok(TurnEvent::Delta(text)));
