@@ -6,6 +6,11 @@
 //! after a connection-level failure it counts as down: operations fail at once (a miss, an
 //! admission) and one operation per [`PROBE_INTERVAL`] goes through to find out whether it is
 //! back. The first success closes the breaker again.
+//!
+//! Written here rather than taken from a circuit-breaker crate (`failsafe`, `recloser`): the
+//! whole state is one `Option<Instant>` and the policy (only connection-level errors count,
+//! one probe a second) is a few lines, where those crates bring failure-rate windows and
+//! backoff policies that we would configure away.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
