@@ -16,10 +16,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = path.as_str();
-    assert!(!text.is_empty() && text.len() <= MAX_LESSON_PATH_BYTES, "{raw:?} -> {text:?}");
+    assert!(
+        !text.is_empty() && text.len() <= MAX_LESSON_PATH_BYTES,
+        "{raw:?} -> {text:?}"
+    );
     assert!(!text.starts_with('/'), "{raw:?} -> absolute {text:?}");
     assert!(
-        !text.chars().any(|c| c.is_control() || matches!(c, '\\' | '%' | ':')),
+        !text
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '\\' | '%' | ':')),
         "{raw:?} -> {text:?}"
     );
     for segment in text.split('/') {
@@ -27,5 +32,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(segment, segment.trim(), "{raw:?} -> {text:?}");
     }
     assert_eq!(path.to_string(), text);
-    assert_eq!(LessonPath::parse(text), Ok(path.clone()), "{raw:?} does not round-trip");
+    assert_eq!(
+        LessonPath::parse(text),
+        Ok(path.clone()),
+        "{raw:?} does not round-trip"
+    );
 });

@@ -16,10 +16,21 @@ fuzz_target!(|data: &[u8]| {
     assert!(!lesson.title.trim().is_empty(), "blank title");
     assert_eq!(lesson.body, lesson.body.trim(), "body not trimmed");
     assert!(!lesson.body.contains("\n\n\n"), "blank lines not collapsed");
-    assert_eq!(clean_mdx(&lesson.body), lesson.body, "cleaning twice changed the body");
+    assert_eq!(
+        clean_mdx(&lesson.body),
+        lesson.body,
+        "cleaning twice changed the body"
+    );
     for (i, section) in lesson.sections.iter().enumerate() {
         assert!(section.level <= 6, "{section:?}");
-        assert!(section.level > 0 || i == 0, "a level-0 section after a heading");
-        assert_eq!(section.text, section.text.trim(), "section text not trimmed");
+        assert!(
+            section.level > 0 || i == 0,
+            "a level-0 section after a heading"
+        );
+        assert_eq!(
+            section.text,
+            section.text.trim(),
+            "section text not trimmed"
+        );
     }
 });

@@ -2,8 +2,8 @@
 //! `params` with `serde_path_to_error`, so that a 400 names the offending field path exactly
 //! (e.g. `params.input.content[0].text`). Unknown fields are ignored, as pydantic does.
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::types::{InferenceOptions, UserContent};

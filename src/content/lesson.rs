@@ -169,7 +169,10 @@ mod tests {
             assert!(!p.as_str().starts_with("docs/"), "{raw:?} -> {p}");
             assert_eq!(LessonPath::parse(p.as_str()), Ok(p.clone()), "{raw:?}");
         }
-        assert_eq!(LessonPath::parse("docs/docs/ni").map(|p| p.to_string()), Ok("ni".into()));
+        assert_eq!(
+            LessonPath::parse("docs/docs/ni").map(|p| p.to_string()),
+            Ok("ni".into())
+        );
     }
 
     #[test]
