@@ -37,7 +37,13 @@ impl LessonPath {
             return Err(reject("must be relative (no leading `/`)"));
         }
         let trimmed = decoded.trim().trim_end_matches('/');
-        let trimmed = trimmed.strip_prefix("docs/").unwrap_or(trimmed);
+        // Every leading `docs/` goes, not just one: threads store the parsed path and the tutor
+        // parses it again, so parsing must be idempotent (`docs/docs/x` once gave `docs/x`,
+        // which re-parsed to `x`; found by the `lesson_path` fuzz target).
+        let mut trimmed = trimmed;
+        while let Some(rest) = trimmed.strip_prefix("docs/") {
+            trimmed = rest;
+        }
         if trimmed.is_empty() {
             return Err(reject("must not be empty"));
         }
@@ -157,6 +163,19 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_docs_prefix_is_removed_whole_so_parsing_its_own_text_gives_the_same_path() {
+        for raw in ["docs/docs/ni", "docs/docs/docs/a/b/", "docs/docs"] {
+            let p = LessonPath::parse(raw).expect("valid");
+            assert!(!p.as_str().starts_with("docs/"), "{raw:?} -> {p}");
+            assert_eq!(LessonPath::parse(p.as_str()), Ok(p.clone()), "{raw:?}");
+        }
+        assert_eq!(
+            LessonPath::parse("docs/docs/ni").map(|p| p.to_string()),
+            Ok("ni".into())
+        );
+    }
+
+    #[test]
     fn traversal_and_odd_characters_are_rejected() {
         for bad in [
             "",
@@ -234,6 +253,7 @@ mod tests {
             if let Ok(p) = LessonPath::parse(&raw) {
                 prop_assert!(stays_inside_root(p.as_str()), "{raw:?} -> {p}");
                 prop_assert!(!p.as_str().split('/').any(|s| s == ".." || s == "."));
+                prop_assert_eq!(LessonPath::parse(p.as_str()), Ok(p.clone()), "{:?}", raw);
             }
         }
     }

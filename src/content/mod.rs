@@ -15,6 +15,9 @@ pub mod webhook;
 
 pub use lesson::{Lesson, LessonPath, LessonPathError, MAX_LESSON_PATH_BYTES, Section};
 pub use loader::{Content, Invalidated};
+/// The MDX cleaner on its own, for the `markdown` fuzz target (idempotence check).
+#[doc(hidden)]
+pub use markdown::clean_mdx;
 pub use markdown::parse_lesson;
 pub use metrics::ContentMetrics;
 pub use source::{EXTENSIONS, Source, lesson_for_file};

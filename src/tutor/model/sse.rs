@@ -25,6 +25,9 @@ pub struct LineTooLong;
 #[derive(Debug, Default)]
 pub struct SseParser {
     buf: Vec<u8>,
+    /// How many bytes at the front of `buf` are known to hold no line end, so that a long line
+    /// arriving in many small chunks is scanned once, not once per chunk (quadratic).
+    scanned: usize,
     event: Option<String>,
     data: Option<String>,
     started: bool,
@@ -41,14 +44,17 @@ impl SseParser {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(offset) = self.buf[start..]
+        let mut from = self.scanned;
+        let mut pending_cr = false;
+        while let Some(offset) = self.buf[from..]
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
         {
-            let end = start + offset;
+            let end = from + offset;
             let is_cr = self.buf[end] == b'\r';
             // A `\r` at the very end may be the first half of `\r\n`: wait for the next byte.
             if is_cr && end + 1 == self.buf.len() {
+                (from, pending_cr) = (end, true);
                 break;
             }
             let skip = if is_cr && self.buf[end + 1] == b'\n' {
@@ -58,10 +64,13 @@ impl SseParser {
             };
             let line = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
             start = end + skip;
+            from = start;
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
         }
+        // All that is left is searched, except a pending `\r`: it is looked at again next time.
+        self.scanned = if pending_cr { from } else { self.buf.len() } - start;
         self.buf.drain(..start);
         if self.buf.len() > MAX_LINE_BYTES {
             return Err(LineTooLong);
@@ -155,6 +164,32 @@ mod tests {
     #[test]
     fn an_unterminated_event_is_not_dispatched() {
         assert_eq!(parse_chunks(&[b"data: partial\n"]), vec![]);
+    }
+
+    #[test]
+    fn a_line_arriving_in_many_chunks_is_searched_once_and_a_pending_cr_again() {
+        let mut p = SseParser::new();
+        for _ in 0..1000 {
+            assert_eq!(p.push(b"x"), Ok(vec![]));
+            assert_eq!(
+                p.scanned,
+                p.buf.len(),
+                "bytes already searched are not searched again"
+            );
+        }
+        assert_eq!(p.push(b"\r"), Ok(vec![]));
+        assert_eq!(
+            p.scanned,
+            p.buf.len() - 1,
+            "the `\\r` waits for a possible `\\n`"
+        );
+        assert_eq!(p.push(b"\ndata: y\r"), Ok(vec![]));
+        assert_eq!(p.push(b"\r\n"), Ok(vec![ev(None, "y")]));
+        assert_eq!((p.scanned, p.buf.len()), (0, 0));
+        assert_eq!(p.push(b"data: z\n"), Ok(vec![]));
+        assert_eq!(p.push(b"\r"), Ok(vec![]), "a `\\r` alone in the buffer");
+        assert_eq!(p.scanned, 0);
+        assert_eq!(p.push(b"\n"), Ok(vec![ev(None, "z")]));
     }
 
     #[test]
