@@ -56,9 +56,10 @@ async fn invalidate_cache(
     Ok(Json(done))
 }
 
-/// No body (or `null`) means everything; otherwise a JSON array of lesson paths.
+/// No body at all (or `null`) means everything; otherwise a JSON array of lesson paths. A body
+/// of whitespace is malformed JSON like any other, not a request to drop the whole cache.
 fn parse_paths(body: &[u8]) -> Result<Option<Vec<LessonPath>>, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(None);
     }
     let value: Value = serde_json::from_slice(body)
