@@ -12,8 +12,9 @@
 # second). Any failed check fails the step. The server is stopped on exit; its log and the JUnit
 # report are kept in $SCHEMATHESIS_ARTIFACTS (default: $CARGO_TARGET_DIR/schemathesis-artifacts).
 #
-# SCHEMATHESIS_MAX_EXAMPLES (default 200) and SCHEMATHESIS_SEED (default: a new one, printed)
-# tune a run; the seed reproduces one.
+# SCHEMATHESIS_MAX_EXAMPLES (default 200) and SCHEMATHESIS_SEED tune a run. The seed is fixed
+# by default so that CI is deterministic (a change, not luck, turns it red); set
+# SCHEMATHESIS_SEED=random to explore with a new seed (printed, so a failure can be replayed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -73,8 +74,9 @@ for _ in $(seq 1 300); do
 done
 curl -fsS "$BASE_URL/health" >/dev/null || fail "the server did not answer /health within 30 s"
 
+SEED="${SCHEMATHESIS_SEED:-271828182845904523536028747135266249775}"
 SEED_ARGS=()
-[ -n "${SCHEMATHESIS_SEED:-}" ] && SEED_ARGS=(--seed "$SCHEMATHESIS_SEED")
+[ "$SEED" = random ] || SEED_ARGS=(--seed "$SEED")
 
 status=0
 # Run from $WORK so nothing (e.g. a .hypothesis folder) is written into the repository.
