@@ -86,6 +86,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Deadline for a whole request body.
     pub body_read_timeout: Duration,
+    /// A stream silent this long gets an SSE comment (`None`: never).
+    pub sse_keepalive: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
     /// Length of the kernel's accept queue (`listen(2)` backlog).
@@ -230,6 +232,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "BODY_READ_TIMEOUT_SECS",
         "15",
         "A request body must arrive whole within this, else 408.",
+    ),
+    SettingDoc::new(
+        "SSE_KEEPALIVE_SECS",
+        "15",
+        "A ChatKit stream silent this long (e.g. waiting for a model's first token) gets an SSE comment line, so proxies and load balancers do not close it as idle; 0 = never.",
     ),
     SettingDoc::new(
         "SHUTDOWN_TIMEOUT_SECS",
@@ -388,6 +395,7 @@ fn server_settings(env: &mut Env, production: bool) -> ServerSettings {
         request_timeout: env.secs_or("REQUEST_TIMEOUT_SECS", 30),
         header_read_timeout,
         body_read_timeout,
+        sse_keepalive: Some(env.secs_or("SSE_KEEPALIVE_SECS", 15)).filter(|d| !d.is_zero()),
         shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
         readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
         listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),

@@ -5,6 +5,7 @@
 //! response.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,6 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
 
 use super::body::RequestBody;
 use crate::app::AppState;
@@ -41,7 +43,7 @@ async fn chatkit(
     let ctx = RequestContext::parse(user, raw)?;
     let request = request::parse(&body)?;
     let outcome = state.chatkit.process(&state.limiter, ctx, request).await?;
-    Ok(respond(outcome))
+    Ok(respond(outcome, state.settings.server.sse_keepalive))
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -51,14 +53,23 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn respond(Outcome { reply, headers }: Outcome) -> Response {
+/// An SSE comment: ignored by clients, but it is traffic, so proxies and load balancers do not
+/// close a stream that waits a long time for a model's first token as idle.
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+fn respond(Outcome { reply, headers }: Outcome, keepalive: Option<Duration>) -> Response {
     let mut response = match reply {
         Reply::Json(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Reply::Stream(rx) => {
-            let frames = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|frame| (Ok::<_, Infallible>(frame), rx))
+            let frames = futures::stream::unfold(rx, move |mut rx| async move {
+                let frame = match keepalive {
+                    Some(every) => match tokio::time::timeout(every, rx.recv()).await {
+                        Ok(frame) => frame,
+                        Err(_) => Some(Bytes::from_static(KEEPALIVE)),
+                    },
+                    None => rx.recv().await,
+                };
+                frame.map(|frame| (Ok::<_, Infallible>(frame), rx))
             });
             let mut response = Body::from_stream(frames).into_response();
             let h = response.headers_mut();

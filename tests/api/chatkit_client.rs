@@ -140,6 +140,8 @@ pub fn parse_sse(text: &str) -> Vec<Value> {
     );
     text.split("\n\n")
         .filter(|f| !f.is_empty())
+        // A comment (`: keep-alive` on a silent stream) is legal SSE and carries no event.
+        .filter(|f| !f.lines().all(|l| l.starts_with(':')))
         .map(|f| {
             let json = f
                 .strip_prefix("data: ")

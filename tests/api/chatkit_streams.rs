@@ -27,6 +27,7 @@ per_backend! {
     the_responder_receives_the_request_context_and_the_last_thirty_items => context;
     a_graceful_stop_ends_open_streams_at_the_deadline_after_their_last_writes => graceful_stop;
     a_disconnect_is_noticed_while_the_responder_is_still_silent => silent_disconnect;
+    a_silent_stream_gets_keep_alive_comments_and_its_events_are_unchanged => keepalive;
 }
 
 /// Sets its flag when dropped: proves the responder's stream was dropped.
@@ -111,7 +112,10 @@ impl Live {
             if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
                 let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
                 let text = String::from_utf8(frame).expect("utf-8 frame");
-                return parse_sse(&text).pop();
+                match parse_sse(&text).pop() {
+                    Some(event) => return Some(event),
+                    None => continue, // a keep-alive comment
+                }
             }
             let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
                 .await
@@ -515,6 +519,35 @@ async fn silent_disconnect(backend: Backend) {
         "no partial reply: the responder said nothing yet"
     );
     assert!(dropped.load(Ordering::SeqCst));
+}
+
+async fn keepalive(backend: Backend) {
+    // The first delta comes after 2.6 s; with a 1 s keep-alive, two comments come before it.
+    let (responder, _) = slow(2600, Some(2));
+    let app = spawn_chat_app(backend, responder, &[("SSE_KEEPALIVE_SECS", "1")]).await;
+    let mut live = Live::open(&app, &unique("patient"), create("slow model")).await;
+    let mut events = Vec::new();
+    while let Some(e) = live.next().await {
+        events.push(e);
+    }
+    let raw = String::from_utf8(live.raw.clone()).expect("utf-8");
+    let comments = raw.matches(": keep-alive\n\n").count();
+    assert!(
+        (2..=6).contains(&comments),
+        "{comments} keep-alives in {raw}"
+    );
+    let first_delta = raw.find("text_delta").expect("a delta");
+    assert!(raw.find(": keep-alive").expect("a comment") < first_delta);
+    // The whole body, comments included, is a valid ChatKit stream; the events end as usual.
+    assert_conforms(json!({"cmd": "response", "request_type": "threads.create", "body": raw}));
+    let deltas = of_type(&events, "thread.item.updated")
+        .iter()
+        .filter(|e| e["update"]["type"] == "assistant_message.content_part.text_delta")
+        .count();
+    assert_eq!(deltas, 2);
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "thread.item.done");
+    assert_eq!(last["item"]["type"], "assistant_message");
 }
 
 fn rss_kib() -> u64 {

@@ -95,6 +95,8 @@ def check_sse(body: bytes) -> list[str]:
     if len(frames) < 2:
         problems.append("stream has no events")
     for i, f in enumerate(frames[:-1]):
+        if f.startswith(b":") and b"\n" not in f:
+            continue  # a comment (our keep-alive): legal SSE, ignored by every SSE parser
         if not f.startswith(b"data: ") or b"\n" in f:
             problems.append(f"frame {i}: not a single data line: {f[:80]!r}")
             continue
