@@ -8,6 +8,12 @@ use study_mode_api::cli::{Cli, Command};
 use study_mode_api::config::Settings;
 use study_mode_api::telemetry;
 
+/// The static (musl) build allocates with mimalloc: musl's own allocator made a cached request
+/// cost several times the CPU of the glibc build (docs/BENCHMARKS.md, "Allocator").
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
