@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::load::{Client, Load, Report, of_type, post_chatkit};
+use super::load::{Client, Load, of_type, post_chatkit};
 use crate::auth_sso::{FakeSso, Key, claims};
 use crate::chatkit_client::input;
 use crate::content::metric;
@@ -64,13 +64,7 @@ async fn with_the_sso_down_under_load_cached_keys_keep_verifying_tokens_and_unkn
             .map(|(s, _)| *s)
             .collect::<std::collections::BTreeSet<_>>(),
     );
-    let bad = report.problems();
-    assert!(
-        bad.is_empty(),
-        "{} valid tokens not served:\n{}",
-        bad.len(),
-        Report::show(&bad)
-    );
+    report.assert_no_problems("valid tokens not served");
     let after_ttl = report.sent_between(down_at + JWKS_TTL * 2, Duration::from_secs(3600));
     assert!(
         after_ttl.len() >= CLIENTS,

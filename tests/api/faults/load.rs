@@ -201,6 +201,28 @@ impl Report {
         )
     }
 
+    /// Fails the test when a request was answered 5xx or not at all.
+    pub fn assert_no_server_errors(&self) {
+        let errors = self.server_errors();
+        assert!(
+            errors.is_empty(),
+            "{} requests got a 5xx or no answer:\n{}",
+            errors.len(),
+            Self::show(&errors)
+        );
+    }
+
+    /// Fails the test when an answer was not what the client expected; `what` names them.
+    pub fn assert_no_problems(&self, what: &str) {
+        let problems = self.problems();
+        assert!(
+            problems.is_empty(),
+            "{} {what}:\n{}",
+            problems.len(),
+            Self::show(&problems)
+        );
+    }
+
     /// The first few `samples`, for assertion messages.
     pub fn show(samples: &[&Sample]) -> String {
         samples

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::load::{Client, Load, Report, done_items, of_type, post_chatkit};
+use super::load::{Client, Load, done_items, of_type, post_chatkit};
 use crate::chatkit_client::input;
 use crate::helpers::{Backend, spawn_tutor_app_with, unique};
 use crate::tutor::transcripts::RESPONSES_ERROR_MID_STREAM;
@@ -68,19 +68,8 @@ async fn a_model_upstream_failing_mid_stream_under_50_concurrent_chats_ends_each
         turns.iter().map(|s| s.latency).max().unwrap_or_default(),
         upstream.requests().len()
     );
-    let errors = report.server_errors();
-    assert!(
-        errors.is_empty(),
-        "5xx or no answer:\n{}",
-        Report::show(&errors)
-    );
-    let bad = report.problems();
-    assert!(
-        bad.is_empty(),
-        "{} bad turns:\n{}",
-        bad.len(),
-        Report::show(&bad)
-    );
+    report.assert_no_server_errors();
+    report.assert_no_problems("bad turns");
     assert_eq!(turns.len(), chats);
     assert_eq!(
         upstream.requests().len(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::load::{Client, Load, Report, get, time_until};
+use super::load::{Client, Load, get, time_until};
 use crate::content::metric;
 use crate::content_fake_github::FakeGitHub;
 use crate::helpers::Backend;
@@ -78,13 +78,7 @@ async fn a_failing_then_slow_lesson_origin_under_load_serves_the_stale_copy_with
         healthy_at - slow_at,
         worst_in_fault,
     );
-    let bad = report.problems();
-    assert!(
-        bad.is_empty(),
-        "{} bad answers:\n{}",
-        bad.len(),
-        Report::show(&bad)
-    );
+    report.assert_no_problems("bad answers");
     assert!(
         report.max_latency() < LATENCY_BOUND,
         "an answer took {:?} (fetch deadline {FETCH_TIMEOUT:?})",

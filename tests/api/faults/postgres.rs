@@ -142,13 +142,7 @@ async fn postgres_restarted_under_chat_load_loses_no_acknowledged_message_and_re
 
 /// No 500, no hang, no malformed answer: every failure was a clear refusal, promptly.
 fn assert_clear_and_prompt(report: &Report) {
-    let problems = report.problems();
-    assert!(
-        problems.is_empty(),
-        "{} unclear answers:\n{}",
-        problems.len(),
-        Report::show(&problems)
-    );
+    report.assert_no_problems("unclear answers");
     assert!(
         report.max_latency() < LATENCY_BOUND,
         "an answer took {:?}",

@@ -94,7 +94,9 @@ async fn redis_killed_and_restarted_under_load_gives_no_5xx_and_the_cache_and_li
         during.len(),
         Report::latencies(&during),
     );
-    assert_no_failures(&report);
+    // Every request of the run, before, during and after the outage, got a good answer.
+    report.assert_no_server_errors();
+    report.assert_no_problems("unexpected answers");
     let cache_recovery = cache_recovery.expect("cache writes reach the restarted Redis");
     let limiter_recovery = limiter_recovery.expect("the limiter enforces limits again");
     assert!(ready_recovery.is_some(), "readiness is 200 again");
@@ -116,24 +118,6 @@ async fn redis_killed_and_restarted_under_load_gives_no_5xx_and_the_cache_and_li
         "latency during the outage: median {median:?}, worst {worst:?}"
     );
     assert_fault_was_felt(&app).await;
-}
-
-/// Every request of the run, before, during and after the outage, got a good answer.
-fn assert_no_failures(report: &Report) {
-    let errors = report.server_errors();
-    assert!(
-        errors.is_empty(),
-        "{} requests got a 5xx or no answer:\n{}",
-        errors.len(),
-        Report::show(&errors)
-    );
-    let problems = report.problems();
-    assert!(
-        problems.is_empty(),
-        "{} unexpected answers:\n{}",
-        problems.len(),
-        Report::show(&problems)
-    );
 }
 
 /// The outage was real: cache operations failed and the limiter admitted without counting.
