@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::config::all_settings;
+use crate::settings::all_settings;
 
 /// Backend of the study-mode AI tutor (ChatKit protocol server).
 #[derive(Debug, Parser)]
@@ -21,6 +21,9 @@ pub enum Command {
     CheckConfig,
     /// Load every lesson into the cache (exit code 1 when any failed).
     WarmCache,
+    /// Print the settings table as Markdown (the README's table is this output).
+    #[command(hide = true)]
+    SettingsTable,
 }
 
 /// The settings table shown by `--help`.

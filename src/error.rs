@@ -1,25 +1,38 @@
-//! The one error type of the HTTP edge.
+//! The one error type of the HTTP edge, and the mapping of every domain error to it.
 //!
-//! Owns: the JSON error shape `{"error":{"code","message","request_id"}}` and the mapping from
-//! error to status. Client errors say exactly what was wrong; internal errors are logged once
-//! with their context and answered with an opaque 500. Must not leak internal details to clients.
+//! Owns: the JSON error shape `{"error":{"code","message","request_id"}}`, the mapping from
+//! error to status, and the `From`/`IntoResponse` impls that turn the features' own errors
+//! (`AuthError`, `Limited`, `ChatKitError`, `ThreadStoreError`, …) into it. Client errors say
+//! exactly what was wrong; internal errors are logged once, when answered, with their context,
+//! and answered with an opaque 500. Must not leak internal details to clients. Imported by the
+//! HTTP edge only: features return their own errors and never see this type.
 
 use axum::Json;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::auth::AuthError;
+use crate::chatkit::ChatKitError;
+use crate::chatkit::store::ThreadStoreError;
+use crate::ratelimit::{Limited, NoPeerAddress};
 use crate::telemetry::request_id;
 
-/// An error answered to a client.
+/// An error answered to a client. Boxed: it travels in `Result`s through every handler, and a
+/// pointer keeps those small.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     code: &'static str,
     message: String,
     details: Option<Value>,
     headers: HeaderMap,
+    /// What went wrong inside, for the log (never sent): set by [`ApiError::internal`].
+    cause: Option<String>,
 }
 
 /// The serialised shape of every error body.
@@ -42,13 +55,14 @@ pub struct ErrorPayload {
 impl ApiError {
     /// Any status with a machine-readable code and a human message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             code,
             message: message.into(),
             details: None,
             headers: HeaderMap::new(),
-        }
+            cause: None,
+        }))
     }
 
     /// 400: the request is malformed.
@@ -59,7 +73,7 @@ impl ApiError {
     /// 401: no or invalid credentials; always carries `WWW-Authenticate: Bearer`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-            .with_header(axum::http::header::WWW_AUTHENTICATE, "Bearer")
+            .with_header(header::WWW_AUTHENTICATE, "Bearer")
     }
 
     /// 403: authenticated but not allowed.
@@ -90,40 +104,41 @@ impl ApiError {
         )
     }
 
-    /// 500: logs `error` with context and answers an opaque message.
-    pub fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %error, "internal error");
-        Self::new(
+    /// 500: an opaque answer; `cause` is logged (once, when the answer is sent).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut error = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "internal server error",
-        )
+        );
+        error.0.cause = Some(cause.to_string());
+        error
     }
 
     /// Attaches structured details (e.g. the limit and reset of a 429).
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.0.details = Some(details);
         self
     }
 
     /// Adds a response header (e.g. `Retry-After`).
     pub fn with_header(mut self, name: HeaderName, value: impl TryInto<HeaderValue>) -> Self {
         if let Ok(value) = value.try_into() {
-            self.headers.insert(name, value);
+            self.0.headers.insert(name, value);
         }
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
@@ -132,9 +147,9 @@ impl std::fmt::Display for ApiError {
         write!(
             f,
             "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
+            self.0.status.as_u16(),
+            self.0.code,
+            self.0.message
         )
     }
 }
@@ -143,16 +158,20 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let inner = *self.0;
+        if let Some(cause) = &inner.cause {
+            tracing::error!(error = %cause, "internal error");
+        }
         let body = ErrorBody {
             error: ErrorPayload {
-                code: self.code,
-                message: self.message,
+                code: inner.code,
+                message: inner.message,
                 request_id: request_id::current(),
-                details: self.details,
+                details: inner.details,
             },
         };
-        let mut response = (self.status, Json(body)).into_response();
-        response.headers_mut().extend(self.headers);
+        let mut response = (inner.status, Json(body)).into_response();
+        response.headers_mut().extend(inner.headers);
         response
     }
 }
@@ -174,5 +193,81 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         StatusCode::GATEWAY_TIMEOUT => "timeout",
         s if s.is_server_error() => "internal_error",
         _ => "error",
+    }
+}
+
+// ---- the features' errors, as answered ----
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+            _ => ApiError::unauthorized(e.to_string()),
+        }
+    }
+}
+
+/// The rejection of the `CurrentUser` extractor.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+impl From<NoPeerAddress> for ApiError {
+    fn from(e: NoPeerAddress) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// The rejection of the `ClientIp` extractor.
+impl IntoResponse for NoPeerAddress {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(l: Limited) -> Self {
+        let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", l.to_string())
+            .with_details(json!({
+                "policy": l.policy.name(),
+                "limit": l.limit,
+                "window": l.window_secs,
+                "reset_seconds": l.retry_after_secs,
+                "reset_at": l.reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }))
+            .with_header(header::RETRY_AFTER, l.retry_after_secs.to_string());
+        error.0.headers.extend(l.headers);
+        error
+    }
+}
+
+impl From<ThreadStoreError> for ApiError {
+    fn from(e: ThreadStoreError) -> Self {
+        match e {
+            ThreadStoreError::NoSuchThread => ApiError::not_found("no such thread"),
+            // A database that is down or restarting is not a bug: 503 tells the client to
+            // retry (found by the PostgreSQL fault test, which used to get opaque 500s).
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "thread store unavailable");
+                ApiError::unavailable("the thread store is unavailable; please try again shortly")
+            }
+            other => ApiError::internal(format!("thread store: {other}")),
+        }
+    }
+}
+
+impl From<ChatKitError> for ApiError {
+    fn from(e: ChatKitError) -> Self {
+        match e {
+            ChatKitError::BadRequest(m) => ApiError::bad_request(m),
+            ChatKitError::Unsupported(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m)
+            }
+            ChatKitError::NotFound(m) => ApiError::not_found(m),
+            ChatKitError::Store(e) => e.into(),
+            ChatKitError::Internal(m) => ApiError::internal(m),
+        }
     }
 }

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use study_mode_api::app::{Application, shutdown_signal};
 use study_mode_api::cli::{Cli, Command};
-use study_mode_api::config::Settings;
+use study_mode_api::settings::{Settings, markdown_table};
+use study_mode_api::startup::{Application, shutdown_signal};
 use study_mode_api::telemetry;
 
 /// The static (musl) build allocates with mimalloc: musl's own allocator made a cached request
@@ -17,6 +17,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::SettingsTable) = cli.command {
+        print!("{}", markdown_table());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_process_env() {
         Ok(s) => s,
         Err(e) => {
@@ -30,11 +34,7 @@ async fn main() -> ExitCode {
             println!(
                 "configuration is valid: environment={:?} store={} cache={} dev_mode={}",
                 settings.environment,
-                if settings.database.is_postgres() {
-                    "postgres"
-                } else {
-                    "sqlite"
-                },
+                settings.database.backend(),
                 if settings.redis.is_some() {
                     "redis"
                 } else {
@@ -46,12 +46,13 @@ async fn main() -> ExitCode {
         }
         Command::Serve => serve(settings).await,
         Command::WarmCache => warm_cache(&settings).await,
+        Command::SettingsTable => ExitCode::SUCCESS,
     }
 }
 
 async fn warm_cache(settings: &Settings) -> ExitCode {
     telemetry::init(&settings.log);
-    match study_mode_api::content::warm::run(settings).await {
+    match study_mode_api::content::warm::run(&settings.content, settings.redis.as_ref()).await {
         Ok(report) => {
             println!("{report}");
             if report.failed == 0 {
@@ -76,12 +77,16 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = app.state();
+    let settings = app.settings();
     tracing::info!(
         port = app.port(),
-        store = state.db.backend(),
-        cache = state.cache.backend(),
-        dev_mode = state.settings.dev_mode,
+        store = settings.database.backend(),
+        cache = if settings.redis.is_some() {
+            "redis"
+        } else {
+            "memory"
+        },
+        dev_mode = settings.dev_mode,
         "study-mode-api listening"
     );
     match app.run_until_stopped(shutdown_signal()).await {

@@ -1,8 +1,6 @@
-//! Why a request was not authenticated, mapped to the HTTP answer (401 or 503).
+//! Why a request was not authenticated (the HTTP edge answers 401, or 503 for `Unavailable`).
 //!
 //! Messages name the reason only; they never contain the token or any part of it.
-
-use crate::error::ApiError;
 
 /// A failed authentication.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,15 +51,6 @@ impl AuthError {
             Self::MissingClaim(_) => "missing_claim",
             Self::Rejected => "rejected",
             Self::Unavailable(_) => "unavailable",
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Unavailable(_) => ApiError::unavailable(e.to_string()),
-            _ => ApiError::unauthorized(e.to_string()),
         }
     }
 }

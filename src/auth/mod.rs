@@ -19,9 +19,10 @@ pub mod userinfo;
 
 pub use error::AuthError;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,9 +31,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::config::{Env, SettingDoc};
-use crate::error::ApiError;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -228,7 +227,7 @@ impl Auth {
     }
 
     /// Resolves the user of a request from its headers (and, in dev mode only, its query).
-    pub async fn authenticate(&self, parts: &Parts) -> Result<CurrentUser, ApiError> {
+    pub async fn authenticate(&self, parts: &Parts) -> Result<CurrentUser, AuthError> {
         let token = match bearer_token(parts) {
             Ok(t) => t,
             Err(e) => return Err(self.reject("header", e)),
@@ -245,7 +244,7 @@ impl Auth {
     }
 
     /// Verifies a bearer token (JWT or opaque).
-    pub async fn verify(&self, token: &str) -> Result<CurrentUser, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<CurrentUser, AuthError> {
         let jwt_shaped = token.bytes().filter(|b| *b == b'.').count() == 2;
         let (method, result) = match (jwt_shaped, &self.jwt, &self.userinfo) {
             (true, Some(jwt), _) => ("jwt", jwt.verify(token).await),
@@ -265,9 +264,9 @@ impl Auth {
         }
     }
 
-    fn reject(&self, method: &'static str, error: AuthError) -> ApiError {
+    fn reject(&self, method: &'static str, error: AuthError) -> AuthError {
         self.count(method, error.reason());
-        error.into()
+        error
     }
 
     fn count(&self, method: &'static str, outcome: &'static str) {
@@ -335,10 +334,16 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
     }
 }
 
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = ApiError;
+/// The verified user of a request, for any router state that holds the [`Auth`] of the
+/// process. The rejection answers 401 (or 503 when the SSO cannot be reached).
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    Arc<Auth>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth.authenticate(parts).await
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        Arc::<Auth>::from_ref(state).authenticate(parts).await
     }
 }

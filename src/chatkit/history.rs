@@ -1,27 +1,26 @@
-//! The conversation a responder sees: the thread's last 30 items, oldest first, as
-//! [`Turn`]s. Hidden-context items are included (as `Role::Hidden`); items that are neither
+//! The conversation a responder sees: the thread's last items (as many as the responder asks
+//! for, [`crate::turn::Responder::history_items`]), oldest first, as [`Turn`]s. Hidden-context items are included (as `Role::Hidden`); items that are neither
 //! text nor hidden context (widgets, tool calls, workflows) are left out.
 
 use serde_json::Value;
 
+use super::error::Stop;
 use super::request::Order;
-use super::sse::Stop;
 use super::store::{Hidden, PageQuery, Store, ThreadStore};
 use super::types::{ItemKind, ThreadItem, UserContent};
-use crate::tutor::turn::{Role, Turn};
+use crate::turn::{Role, Turn};
 
-/// How many items of the thread the responder sees.
-pub const HISTORY_ITEMS: u32 = 30;
-
-/// The last [`HISTORY_ITEMS`] items of the thread, oldest first, without `exclude` (the
-/// message being answered, when it is already stored).
+/// The last `limit` items of the thread, oldest first, without `exclude` (the message being
+/// answered, when it is already stored).
 pub async fn load(
     store: &ThreadStore,
     owner: &str,
     thread_id: &str,
+    limit: usize,
     exclude: Option<&str>,
 ) -> Result<Vec<Turn>, Stop> {
-    let page = PageQuery::first(HISTORY_ITEMS + 1, Order::Desc);
+    let fetch = u32::try_from(limit).unwrap_or(u32::MAX).saturating_add(1);
+    let page = PageQuery::first(fetch, Order::Desc);
     let newest_first = store
         .load_items(owner, thread_id, &page, Hidden::Include)
         .await?;
@@ -29,7 +28,7 @@ pub async fn load(
         .data
         .iter()
         .filter(|i| Some(i.id.as_str()) != exclude)
-        .take(HISTORY_ITEMS as usize)
+        .take(limit)
         .filter_map(turn_of)
         .collect();
     turns.reverse();

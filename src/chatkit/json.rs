@@ -4,11 +4,11 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::context::RequestContext;
+use super::error::ChatKitError;
 use super::request::{FeedbackKind, FeedbackParams, ListParams, Order, Request};
 use super::store::{Hidden, PageQuery, Store};
 use super::types::{ItemKind, Page};
-use super::{ChatKit, ids, metrics::KindLabels, unsupported};
-use crate::error::ApiError;
+use super::{ChatKit, ids, metrics::KindLabels};
 
 /// Page size when the request names none (the reference's `DEFAULT_PAGE_SIZE`).
 const DEFAULT_LIMIT: u32 = 20;
@@ -20,7 +20,7 @@ pub async fn answer(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     request: Request,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, ChatKitError> {
     let owner = ctx.owner();
     let store = &chatkit.store;
     match request {
@@ -45,7 +45,7 @@ pub async fn answer(
         }
         Request::DeleteThread(p) => match store.delete_thread(owner, &p.thread_id).await? {
             true => Ok(Bytes::from_static(b"{}")),
-            false => Err(ApiError::not_found(format!(
+            false => Err(ChatKitError::NotFound(format!(
                 "params.thread_id: no thread {:?}",
                 p.thread_id
             ))),
@@ -65,21 +65,25 @@ pub async fn answer(
             if let Some(id) = &p.item_id {
                 let sender = chatkit.item(ctx, &p.thread_id, id).await?;
                 if !matches!(sender.kind, ItemKind::Widget { .. }) {
-                    return Err(ApiError::bad_request(
-                        "params.item_id: the sender of an action must be a widget",
+                    return Err(ChatKitError::BadRequest(
+                        "params.item_id: the sender of an action must be a widget".into(),
                     ));
                 }
             }
-            Err(unsupported(format!(
+            Err(ChatKitError::Unsupported(format!(
                 "params.action.type: the action {:?} is not supported by this tutor",
                 p.action.kind
             )))
         }
-        Request::CreateAttachment(_) | Request::DeleteAttachment(_) => Err(unsupported(
-            "attachments are not supported (no upload store is configured)",
+        Request::CreateAttachment(_) | Request::DeleteAttachment(_) => {
+            Err(ChatKitError::Unsupported(
+                "attachments are not supported (no upload store is configured)".into(),
+            ))
+        }
+        Request::Transcribe(_) => Err(ChatKitError::Unsupported(
+            "input.transcribe: dictation is not supported".into(),
         )),
-        Request::Transcribe(_) => Err(unsupported("input.transcribe: dictation is not supported")),
-        streaming => Err(ApiError::internal(format!(
+        streaming => Err(ChatKitError::Internal(format!(
             "streaming request answered as JSON: {streaming:?}"
         ))),
     }
@@ -91,7 +95,7 @@ async fn feedback(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     p: FeedbackParams,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, ChatKitError> {
     chatkit.thread(ctx, &p.thread_id).await?;
     for id in &p.item_ids {
         chatkit.item(ctx, &p.thread_id, id).await?;
@@ -109,12 +113,12 @@ async fn feedback(
     Ok(Bytes::from_static(b"{}"))
 }
 
-fn page_query(p: &ListParams) -> Result<PageQuery, ApiError> {
+fn page_query(p: &ListParams) -> Result<PageQuery, ChatKitError> {
     let limit = match p.limit {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT).contains(&n) => n as u32,
         Some(n) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ChatKitError::BadRequest(format!(
                 "params.limit: must be between 1 and {MAX_LIMIT}, got {n}"
             )));
         }
@@ -126,8 +130,8 @@ fn page_query(p: &ListParams) -> Result<PageQuery, ApiError> {
     })
 }
 
-fn body<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+fn body<T: Serialize>(value: &T) -> Result<Bytes, ChatKitError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
-        .map_err(|e| ApiError::internal(format!("encoding a chatkit body: {e}")))
+        .map_err(|e| ChatKitError::Internal(format!("encoding a chatkit body: {e}")))
 }

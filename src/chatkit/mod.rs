@@ -2,16 +2,14 @@
 //! 1.6.5), the dispatcher, the event stream and the thread store.
 //!
 //! Owns: the wire format of `POST /chatkit`, item ids, persistence order and event order.
-//! Must not know how replies are produced (see [`crate::tutor::turn`]): the service uses the
-//! tutor; the deterministic [`EchoResponder`] serves the protocol tests.
+//! Must not know how replies are produced (see [`crate::turn`]): the service uses the tutor,
+//! the protocol tests a deterministic responder of their own. Must not know HTTP: the edge
+//! (`crate::http::chatkit`) checks the rate limit, builds the [`RequestContext`] and maps
+//! [`ChatKitError`] to a status.
 //! Protocol notes and every divergence from the reference: `docs/PROTOCOL.md`.
 
-// `ApiError` (the edge's one error type, owned by `crate::error`) is 176 bytes; it is built
-// once per failed request, so its size does not matter here.
-#![allow(clippy::result_large_err)]
-
 pub mod context;
-pub mod echo;
+mod error;
 mod history;
 pub mod ids;
 mod json;
@@ -26,23 +24,21 @@ mod structured;
 pub mod types;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use context::{RawContext, RequestContext};
-pub use echo::EchoResponder;
+pub use context::RequestContext;
+pub use error::{ChatKitError, Stop};
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
 pub use store::{Store, ThreadStore};
 
-use crate::error::ApiError;
-use crate::ratelimit::{Policy, RateLimiter};
-use crate::tutor::turn::Responder;
-use store::{ThreadRecord, ThreadStoreError};
+use crate::turn::Responder;
+use store::ThreadRecord;
 use types::ThreadItem;
 
 /// The ChatKit server of one process: store, responder, metrics and the shutdown signal that
@@ -55,6 +51,8 @@ pub struct ChatKit {
     shutdown: CancellationToken,
     /// The stream drivers, so shutdown can wait for their last writes before closing the pool.
     drivers: TaskTracker,
+    /// A stream silent this long gets an SSE comment (`SSE_KEEPALIVE_SECS`; `None`: never).
+    keepalive: Option<Duration>,
 }
 
 impl std::fmt::Debug for ChatKit {
@@ -74,18 +72,13 @@ pub enum Reply {
     Stream(mpsc::Receiver<Bytes>),
 }
 
-/// A reply plus headers to add (rate-limit headers).
-pub struct Outcome {
-    pub reply: Reply,
-    pub headers: HeaderMap,
-}
-
 impl ChatKit {
     pub fn new(
         store: ThreadStore,
         responder: Arc<dyn Responder>,
         metrics: ChatKitMetrics,
         shutdown: CancellationToken,
+        keepalive: Option<Duration>,
     ) -> Self {
         Self {
             store,
@@ -93,12 +86,18 @@ impl ChatKit {
             metrics,
             shutdown,
             drivers: TaskTracker::new(),
+            keepalive,
         }
+    }
+
+    /// How long a stream may stay silent before it gets an SSE comment.
+    pub fn keepalive(&self) -> Option<Duration> {
+        self.keepalive
     }
 
     /// Shutdown: waits (at most `deadline`) for stream drivers to finish their writes (partial
     /// replies, cancellation notes) so that closing the pool does not cut them off.
-    pub async fn drain(&self, deadline: std::time::Duration) {
+    pub async fn drain(&self, deadline: Duration) {
         self.drivers.close();
         if tokio::time::timeout(deadline, self.drivers.wait())
             .await
@@ -111,33 +110,26 @@ impl ChatKit {
         }
     }
 
-    /// Handles one parsed request: the rate limit first (before any stream starts), then the
-    /// JSON answer or the started stream.
+    /// Handles one parsed request (its rate limit already checked by the caller): the JSON
+    /// answer or the started stream.
     pub async fn process(
         &self,
-        limiter: &RateLimiter,
         ctx: RequestContext,
         request: Request,
-    ) -> Result<Outcome, ApiError> {
-        let headers = if request.is_rate_limited() {
-            limiter.check(Policy::Chat, ctx.owner()).await?
-        } else {
-            HeaderMap::new()
-        };
-        let reply = if request.is_streaming() {
+    ) -> Result<Reply, ChatKitError> {
+        Ok(if request.is_streaming() {
             Reply::Stream(stream::start(self, ctx, request).await?)
         } else {
             Reply::Json(json::answer(self, &ctx, request).await?)
-        };
-        Ok(Outcome { reply, headers })
+        })
     }
 
     /// The owner's thread, or 404.
-    async fn thread(&self, ctx: &RequestContext, id: &str) -> Result<ThreadRecord, ApiError> {
+    async fn thread(&self, ctx: &RequestContext, id: &str) -> Result<ThreadRecord, ChatKitError> {
         self.store
             .load_thread(ctx.owner(), id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("params.thread_id: no thread {id:?}")))
+            .ok_or_else(|| ChatKitError::NotFound(format!("params.thread_id: no thread {id:?}")))
     }
 
     /// A visible item of the owner's thread, or 404 (hidden items do not exist for clients).
@@ -146,35 +138,15 @@ impl ChatKit {
         ctx: &RequestContext,
         thread_id: &str,
         item_id: &str,
-    ) -> Result<ThreadItem, ApiError> {
+    ) -> Result<ThreadItem, ChatKitError> {
         self.store
             .load_item(ctx.owner(), thread_id, item_id)
             .await?
             .filter(|i| !i.is_hidden())
             .ok_or_else(|| {
-                ApiError::not_found(format!(
+                ChatKitError::NotFound(format!(
                     "params.item_id: no item {item_id:?} in this thread"
                 ))
             })
-    }
-}
-
-/// A request for a feature this server does not offer (documented in `docs/PROTOCOL.md`).
-pub fn unsupported(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "unsupported", message)
-}
-
-impl From<ThreadStoreError> for ApiError {
-    fn from(e: ThreadStoreError) -> Self {
-        match e {
-            ThreadStoreError::NoSuchThread => ApiError::not_found("no such thread"),
-            // A database that is down or restarting is not a bug: 503 tells the client to
-            // retry (found by the PostgreSQL fault test, which used to get opaque 500s).
-            e if e.is_unavailable() => {
-                tracing::warn!(error = %e, "thread store unavailable");
-                ApiError::unavailable("the thread store is unavailable; please try again shortly")
-            }
-            other => ApiError::internal(format!("thread store: {other}")),
-        }
     }
 }

@@ -10,12 +10,13 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
+use super::error::Stop;
 use super::ids;
 use super::metrics::{ChatKitMetrics, KindLabels};
-use super::sse::{Sink, Stop};
+use super::sse::Sink;
 use super::store::{Store, ThreadRecord, ThreadStore};
 use super::types::{AssistantContent, Event, ItemKind, ItemUpdate, Page, ThreadItem};
-use crate::tutor::turn::{Responder, TurnError, TurnEvent, TurnRequest};
+use crate::turn::{TurnError, TurnEvent, TurnStream};
 
 /// Hidden note stored when the client stops a reply (the reference's exact text).
 pub const CANCELLED_BY_USER: &str =
@@ -27,7 +28,6 @@ pub const CANCELLED_BY_SHUTDOWN: &str = "The server restarted before the prior r
 pub struct ReplyContext<'a> {
     pub owner: &'a str,
     pub store: &'a ThreadStore,
-    pub responder: &'a dyn Responder,
     pub sink: &'a Sink,
     pub metrics: &'a ChatKitMetrics,
 }
@@ -84,12 +84,12 @@ struct Reply<'a> {
     title_changed: bool,
 }
 
-/// Streams one reply for `request` on `thread`. Returns `Err` only when the stream must end
+/// Streams one reply from `stream` on `thread`. Returns `Err` only when the stream must end
 /// (client gone, shutdown, store failure); a responder failure becomes an `error` event.
 pub async fn run(
     cx: &ReplyContext<'_>,
     thread: ThreadRecord,
-    request: TurnRequest,
+    stream: TurnStream,
 ) -> Result<(), Stop> {
     let mut reply = Reply {
         cx,
@@ -97,7 +97,7 @@ pub async fn run(
         pending: None,
         title_changed: false,
     };
-    let mut stream = cx.responder.respond(request);
+    let mut stream = stream;
     let outcome = loop {
         let next = tokio::select! {
             biased;
@@ -258,7 +258,7 @@ impl Reply<'_> {
         let note = match stop {
             Stop::Disconnected => CANCELLED_BY_USER,
             Stop::Shutdown => CANCELLED_BY_SHUTDOWN,
-            Stop::Failed(_) => return,
+            Stop::Store(_) | Stop::Encode(_) => return,
         };
         tracing::info!(thread_id = %self.thread.id, reason = ?stop, "reply cancelled");
         if let Some(p) = self.pending.as_ref().filter(|p| p.has_text()) {

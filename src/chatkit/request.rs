@@ -6,9 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::error::ChatKitError;
 use super::strict::Strict;
 use super::types::{InferenceOptions, UserContent};
-use crate::error::ApiError;
 
 /// One request, by `type`. It serialises back to its wire body (`{"type":…,"params":…}`), which
 /// the fuzz target `chatkit_request` uses to check that what parses re-parses to the same request.
@@ -267,29 +267,33 @@ const TYPES: &[&str] = &[
 ];
 
 /// Parses a request body; every failure is a 400 naming the field path.
-pub fn parse(body: &[u8]) -> Result<Request, ApiError> {
+pub fn parse(body: &[u8]) -> Result<Request, ChatKitError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
+        .map_err(|e| ChatKitError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let Value::Object(mut object) = value else {
-        return Err(ApiError::bad_request("body: expected a JSON object"));
+        return Err(ChatKitError::BadRequest(
+            "body: expected a JSON object".into(),
+        ));
     };
     let kind = match object.get("type") {
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::bad_request("type: expected a string")),
-        None => return Err(ApiError::bad_request("type: field required")),
+        Some(_) => return Err(ChatKitError::BadRequest("type: expected a string".into())),
+        None => return Err(ChatKitError::BadRequest("type: field required".into())),
     };
     let params = object
         .remove("params")
-        .ok_or_else(|| ApiError::bad_request("params: field required"))?;
+        .ok_or_else(|| ChatKitError::BadRequest("params: field required".into()))?;
     // `metadata` is free-form but, as the reference's `dict[str, Any]`, must be an object when
     // sent (schemathesis found an array accepted and silently ignored).
     if object.get("metadata").is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::bad_request("metadata: expected an object"));
+        return Err(ChatKitError::BadRequest(
+            "metadata: expected an object".into(),
+        ));
     }
     by_type(&kind, params)
 }
 
-fn by_type(kind: &str, params: Value) -> Result<Request, ApiError> {
+fn by_type(kind: &str, params: Value) -> Result<Request, ChatKitError> {
     Ok(match kind {
         "threads.create" => Request::ThreadsCreate(params_of(params)?),
         "threads.add_user_message" => Request::AddUserMessage(params_of(params)?),
@@ -308,7 +312,7 @@ fn by_type(kind: &str, params: Value) -> Result<Request, ApiError> {
         "attachments.delete" => Request::DeleteAttachment(params_of(params)?),
         "input.transcribe" => Request::Transcribe(params_of(params)?),
         other => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ChatKitError::BadRequest(format!(
                 "type: unknown request type {other:?}; expected one of {}",
                 TYPES.join(", ")
             )));
@@ -317,14 +321,16 @@ fn by_type(kind: &str, params: Value) -> Result<Request, ApiError> {
 }
 
 /// `result` must be present even when it is `null`, which serde alone cannot tell apart.
-fn tool_output(params: Value) -> Result<ToolOutputParams, ApiError> {
+fn tool_output(params: Value) -> Result<ToolOutputParams, ChatKitError> {
     if params.is_object() && params.get("result").is_none() {
-        return Err(ApiError::bad_request("params.result: field required"));
+        return Err(ChatKitError::BadRequest(
+            "params.result: field required".into(),
+        ));
     }
     params_of(params)
 }
 
-fn params_of<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
+fn params_of<T: DeserializeOwned>(params: Value) -> Result<T, ChatKitError> {
     serde_path_to_error::deserialize(Strict(params)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -339,7 +345,7 @@ fn params_of<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
             (".", None) => "params".to_owned(),
             (p, None) => format!("params.{p}"),
         };
-        ApiError::bad_request(format!("{full}: {message}"))
+        ChatKitError::BadRequest(format!("{full}: {message}"))
     })
 }
 

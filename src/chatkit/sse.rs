@@ -5,34 +5,17 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::error::Stop;
 use super::metrics::{ChatKitMetrics, EventLabels};
-use super::store::ThreadStoreError;
 use super::types::Event;
 
 /// Frames buffered between the driver and the response body. Small, so that a client that
 /// stops reading stalls the driver (back-pressure) instead of growing memory.
 pub const CHANNEL_CAPACITY: usize = 16;
 
-/// Why a stream ended early.
-#[derive(Debug)]
-pub enum Stop {
-    /// The client went away (the response body was dropped).
-    Disconnected,
-    /// The server is shutting down (`App::shutdown` fired).
-    Shutdown,
-    /// A store or encoding failure; answered with an `error` event when still possible.
-    Failed(String),
-}
-
-impl From<ThreadStoreError> for Stop {
-    fn from(e: ThreadStoreError) -> Self {
-        Stop::Failed(e.to_string())
-    }
-}
-
 /// One SSE frame.
 pub fn frame(event: &Event) -> Result<Bytes, Stop> {
-    let json = serde_json::to_vec(event).map_err(|e| Stop::Failed(e.to_string()))?;
+    let json = serde_json::to_vec(event).map_err(Stop::Encode)?;
     let mut out = Vec::with_capacity(json.len() + 8);
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(&json);

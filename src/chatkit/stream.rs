@@ -6,21 +6,24 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::context::RequestContext;
+use super::error::ChatKitError;
+use super::error::Stop;
 use super::reply::{self, ReplyContext};
 use super::request::{
     Action, ActionParams, Request, StructuredSubmission, ThreadItemParams, UserInput,
 };
-use super::sse::{CHANNEL_CAPACITY, Sink, Stop};
+use super::sse::{CHANNEL_CAPACITY, Sink};
 use super::store::{Hidden, PageQuery, Store, ThreadRecord};
 use super::types::{Event, ItemKind, Page, StreamOptions, ThreadItem, UserMessage};
 use super::{ChatKit, history, ids, structured};
-use crate::error::ApiError;
-use crate::tutor::turn::TurnRequest;
+use crate::content::LessonPath;
+use crate::turn::{Turn, TurnError, TurnRequest, TurnStream};
 
 /// Message texts that start teaching instead of being a message: neither stored nor shown.
 const START_TRIGGER: &str = "__START_TEACHING__";
@@ -41,7 +44,7 @@ pub async fn start(
     chatkit: &ChatKit,
     ctx: RequestContext,
     request: Request,
-) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+) -> Result<mpsc::Receiver<Bytes>, ChatKitError> {
     let plan = prepare(chatkit, &ctx, request).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let span = tracing::info_span!(
@@ -62,7 +65,7 @@ async fn prepare(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     request: Request,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, ChatKitError> {
     Ok(match request {
         Request::ThreadsCreate(p) => Plan::Create(no_attachments(p.input)?),
         Request::AddUserMessage(p) => {
@@ -96,7 +99,7 @@ async fn prepare(
             Plan::Action(sender, action)
         }
         other => {
-            return Err(ApiError::internal(format!(
+            return Err(ChatKitError::Internal(format!(
                 "not a streaming request: {other:?}"
             )));
         }
@@ -104,12 +107,13 @@ async fn prepare(
 }
 
 /// Attachments need an upload store, which this server does not have.
-fn no_attachments(input: UserInput) -> Result<UserInput, ApiError> {
+fn no_attachments(input: UserInput) -> Result<UserInput, ChatKitError> {
     if input.attachments.is_empty() {
         Ok(input)
     } else {
-        Err(super::unsupported(
-            "params.input.attachments: attachments are not supported (no upload store is configured)",
+        Err(ChatKitError::Unsupported(
+            "params.input.attachments: attachments are not supported (no upload store is configured)"
+                .into(),
         ))
     }
 }
@@ -119,7 +123,7 @@ async fn pending_tool_call(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     thread: &ThreadRecord,
-) -> Result<Option<ThreadItem>, ApiError> {
+) -> Result<Option<ThreadItem>, ChatKitError> {
     let page = PageQuery::first(1, super::request::Order::Desc);
     let newest = chatkit
         .store
@@ -148,7 +152,7 @@ impl Driver {
                 "The server is restarting. Please try again in a moment.",
                 true,
             )),
-            Err(Stop::Failed(e)) => {
+            Err(e @ (Stop::Store(_) | Stop::Encode(_))) => {
                 tracing::error!(error = %e, "chatkit stream failed");
                 self.sink.try_emit(&Event::error(
                     "Something went wrong. Please try again.",
@@ -206,7 +210,7 @@ impl Driver {
     async fn user_turn(&self, thread: ThreadRecord, input: UserInput) -> Result<(), Stop> {
         let text = input.text();
         let trigger = text.trim().is_empty() || text.trim() == START_TRIGGER;
-        let history = history::load(&self.chatkit.store, self.owner(), &thread.id, None).await?;
+        let history = self.history(&thread, None).await?;
         if !trigger {
             let item = ThreadItem {
                 id: ids::message_id(),
@@ -224,12 +228,14 @@ impl Driver {
             self.emit(Event::ItemDone { item }).await?;
         }
         self.stream_options().await?;
-        let mut request = self.turn_request(&thread, history);
-        request.message = (!trigger).then_some(text);
-        if let Some(model) = input.inference_options.model {
-            request.mode = Some(model);
-        }
-        request.selected_text = request.selected_text.or(input.quoted_text);
+        let mode = input.inference_options.model.as_deref();
+        let request = self
+            .turn_request(&thread, history, mode)
+            .map(|mut request| {
+                request.message = (!trigger).then_some(text);
+                request.selected_text = request.selected_text.or(input.quoted_text);
+                request
+            });
         self.reply(thread, request).await
     }
 
@@ -253,8 +259,8 @@ impl Driver {
         }
         self.chatkit.store.save_item(self.owner(), &call).await?;
         self.stream_options().await?;
-        let history = history::load(&self.chatkit.store, self.owner(), &thread.id, None).await?;
-        let request = self.turn_request(&thread, history);
+        let history = self.history(&thread, None).await?;
+        let request = self.turn_request(&thread, history, None);
         self.reply(thread, request).await
     }
 
@@ -271,8 +277,8 @@ impl Driver {
         self.stream_options().await?;
         self.chatkit.store.save_item(self.owner(), &updated).await?;
         self.emit(Event::ItemReplaced { item: updated }).await?;
-        let history = history::load(&self.chatkit.store, self.owner(), &thread.id, None).await?;
-        let request = self.turn_request(&thread, history);
+        let history = self.history(&thread, None).await?;
+        let request = self.turn_request(&thread, history, None);
         self.reply(thread, request).await
     }
 
@@ -295,20 +301,16 @@ impl Driver {
             })
             .await?;
         }
-        let history = history::load(
-            &self.chatkit.store,
-            self.owner(),
-            &thread.id,
-            Some(&item.id),
-        )
-        .await?;
-        let mut request = self.turn_request(&thread, history);
-        let text: Vec<&str> = message.content.iter().map(|c| c.text()).collect();
-        request.message = Some(text.join(" "));
-        if let Some(model) = &message.inference_options.model {
-            request.mode = Some(model.clone());
-        }
-        request.selected_text = request.selected_text.or(message.quoted_text.clone());
+        let history = self.history(&thread, Some(&item.id)).await?;
+        let mode = message.inference_options.model.as_deref();
+        let request = self
+            .turn_request(&thread, history, mode)
+            .map(|mut request| {
+                let text: Vec<&str> = message.content.iter().map(|c| c.text()).collect();
+                request.message = Some(text.join(" "));
+                request.selected_text = request.selected_text.or(message.quoted_text.clone());
+                request
+            });
         self.reply(thread, request).await
     }
 
@@ -335,34 +337,67 @@ impl Driver {
         self.emit(Event::error(text, false)).await
     }
 
+    /// The past turns the responder asked for, oldest first.
+    async fn history(
+        &self,
+        thread: &ThreadRecord,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Turn>, Stop> {
+        let limit = self.chatkit.responder.history_items();
+        history::load(
+            &self.chatkit.store,
+            self.owner(),
+            &thread.id,
+            limit,
+            exclude,
+        )
+        .await
+    }
+
+    /// The turn to ask for; an unknown mode is answered with a non-retryable error instead.
     fn turn_request(
         &self,
         thread: &ThreadRecord,
-        history: Vec<crate::tutor::turn::Turn>,
-    ) -> TurnRequest {
-        TurnRequest {
+        history: Vec<Turn>,
+        composer_mode: Option<&str>,
+    ) -> Result<TurnRequest, TurnError> {
+        let mode = self.ctx.mode_for(composer_mode).map_err(|e| TurnError {
+            message: e.to_string(),
+            allow_retry: false,
+        })?;
+        // A thread keeps the lesson it was started on; the stored path was checked when it
+        // was written, and one that no longer parses is no lesson.
+        let lesson = match &thread.lesson_path {
+            Some(stored) => LessonPath::parse(stored).ok(),
+            None => self.ctx.lesson_path.clone(),
+        };
+        Ok(TurnRequest {
             user_id: self.ctx.user.id.clone(),
             user_name: self.ctx.user_name.clone(),
-            lesson_path: thread
-                .lesson_path
-                .clone()
-                .or_else(|| self.ctx.lesson_path.as_ref().map(|l| l.as_str().to_owned())),
-            mode: self.ctx.mode.clone(),
+            lesson,
+            mode,
             selected_text: self.ctx.selected_text.clone(),
             message: None,
             history,
             needs_title: thread.title.is_none(),
-        }
+        })
     }
 
-    async fn reply(&self, thread: ThreadRecord, request: TurnRequest) -> Result<(), Stop> {
+    async fn reply(
+        &self,
+        thread: ThreadRecord,
+        request: Result<TurnRequest, TurnError>,
+    ) -> Result<(), Stop> {
+        let stream: TurnStream = match request {
+            Ok(request) => self.chatkit.responder.respond(request),
+            Err(refused) => futures::stream::iter([Err(refused)]).boxed(),
+        };
         let cx = ReplyContext {
             owner: self.owner(),
             store: &self.chatkit.store,
-            responder: self.chatkit.responder.as_ref(),
             sink: &self.sink,
             metrics: &self.chatkit.metrics,
         };
-        reply::run(&cx, thread, request).await
+        reply::run(&cx, thread, stream).await
     }
 }

@@ -85,6 +85,11 @@ impl Env {
             .map(str::to_owned)
     }
 
+    /// A secret value (token, password, key): held so that `Debug` never prints it.
+    pub fn secret(&self, name: &str) -> Option<secrecy::SecretString> {
+        self.string(name).map(secrecy::SecretString::from)
+    }
+
     /// Records a problem with `name`.
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {

@@ -9,7 +9,8 @@ pub const MAX_LESSON_PATH_BYTES: usize = 512;
 /// A lesson path relative to the docs root, e.g. `01-Part/02-Chapter/03-lesson`.
 /// Built only by [`LessonPath::parse`], so holders never re-check it: it is a non-empty list of
 /// `/`-separated segments, none empty, `.` or `..`, with no backslash, control character or `%`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct LessonPath(String);
 
 /// Why a lesson path was rejected (answered as 400 with this message).
@@ -91,6 +92,13 @@ fn check_segment(segment: &str) -> Result<(), LessonPathError> {
         "." | ".." => Err(reject("must not contain `.` or `..` segments")),
         s if s.trim() != s => Err(reject("segments must not start or end with spaces")),
         _ => Ok(()),
+    }
+}
+
+impl TryFrom<String> for LessonPath {
+    type Error = LessonPathError;
+    fn try_from(raw: String) -> Result<Self, LessonPathError> {
+        LessonPath::parse(&raw)
     }
 }
 

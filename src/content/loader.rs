@@ -1,5 +1,5 @@
 //! The lesson loader: L1 (in-process moka, bounded in bytes) → L2 (Redis, shared by every
-//! instance; only when the service cache is Redis) → origin.
+//! instance; only when `REDIS_URL` is set) → origin.
 //!
 //! Single-flight: the L1 miss path goes through moka's `try_get_with`, which runs one init
 //! future per key and makes every concurrent caller for that key wait for its result — so any
@@ -27,7 +27,7 @@ use super::markdown::parse_lesson;
 use super::metrics::ContentMetrics;
 use super::source::Source;
 use super::{ContentError, ContentSettings};
-use crate::cache::Cache;
+use crate::redis::RedisCache;
 
 /// How long in-process copies live when Redis is shared: other instances see an invalidation
 /// (admin or webhook, which reach one instance) within this time.
@@ -93,10 +93,14 @@ struct Inner {
     source_id: String,
     l1: moka::future::Cache<String, Entry>,
     last_good: moka::future::Cache<String, Arc<Lesson>>,
-    l2: Option<Cache>,
+    l2: Option<RedisCache>,
     ttl: Duration,
     l1_ttl: Duration,
     negative_ttl: Duration,
+    /// The branch and docs folder whose pushes invalidate lessons (`GITHUB_BRANCH`,
+    /// `GITHUB_DOCS_PATH`; also checked with a local source, so a webhook can be tested).
+    push_branch: String,
+    push_docs_path: String,
     metrics: ContentMetrics,
 }
 
@@ -111,10 +115,12 @@ impl std::fmt::Debug for Content {
 }
 
 impl Content {
-    /// The loader for `settings`; L2 is used only when `cache` is Redis (with the in-process
-    /// cache, L1 already is that tier).
-    pub async fn new(settings: &ContentSettings, cache: Cache, registry: &mut Registry) -> Self {
-        let l2 = matches!(cache, Cache::Redis(_)).then_some(cache);
+    /// The loader for `settings`; `l2` is the shared Redis tier when there is one.
+    pub async fn new(
+        settings: &ContentSettings,
+        l2: Option<RedisCache>,
+        registry: &mut Registry,
+    ) -> Self {
         let l1_ttl = if l2.is_some() {
             settings.cache_ttl.min(L1_TTL_WITH_SHARED_CACHE)
         } else {
@@ -141,6 +147,8 @@ impl Content {
             ttl: settings.cache_ttl,
             l1_ttl,
             negative_ttl: settings.negative_ttl,
+            push_branch: settings.github_branch.clone(),
+            push_docs_path: settings.github_docs_path.clone(),
             metrics: ContentMetrics::register(registry),
         };
         Self {
@@ -151,6 +159,11 @@ impl Content {
     /// The origin (for listing lessons and webhook path mapping).
     pub fn source(&self) -> &Source {
         &self.inner.source
+    }
+
+    /// The branch and docs folder a push webhook is matched against.
+    pub(super) fn push_target(&self) -> (&str, &str) {
+        (&self.inner.push_branch, &self.inner.push_docs_path)
     }
 
     /// The lesson at `path`, from cache or origin; `Ok(None)` when it does not exist.

@@ -1,18 +1,22 @@
 //! Lesson content: lesson paths, sources (GitHub raw files or a local folder), Markdown
 //! cleaning, the two-tier cache and lesson-aware suggestions.
 //!
-//! Owns: everything between a lesson path and the cleaned lesson text, cache invalidation, and
-//! the `warm-cache` command. Must not know ChatKit or HTTP.
+//! Owns: `GITHUB_*`/`CONTENT_*` settings, everything between a lesson path and the cleaned
+//! lesson text, the lesson index, the study modes ([`Mode`]), cache invalidation (admin and
+//! push webhook policy), and the `warm-cache` command. Must not know ChatKit or HTTP.
 
+mod index;
 mod lesson;
 mod loader;
 mod markdown;
 mod metrics;
+mod mode;
 mod source;
 mod suggest;
 pub mod warm;
 pub mod webhook;
 
+pub use index::LessonEntry;
 pub use lesson::{Lesson, LessonPath, LessonPathError, MAX_LESSON_PATH_BYTES, Section};
 pub use loader::{Content, Invalidated};
 /// The MDX cleaner on its own, for the `markdown` fuzz target (idempotence check).
@@ -20,11 +24,14 @@ pub use loader::{Content, Invalidated};
 pub use markdown::clean_mdx;
 pub use markdown::parse_lesson;
 pub use metrics::ContentMetrics;
+pub use mode::{Mode, UnknownMode};
 pub use source::{EXTENSIONS, Source, lesson_for_file};
-pub use suggest::{Mode, Suggestions, suggestions};
+pub use suggest::{Suggestions, suggestions};
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use secrecy::SecretString;
 
 use crate::config::{Env, SettingDoc};
 
@@ -36,8 +43,8 @@ pub struct ContentSettings {
     pub github_docs_path: String,
     pub github_raw_base_url: String,
     pub github_api_base_url: String,
-    pub github_token: Option<String>,
-    pub github_webhook_secret: Option<String>,
+    pub github_token: Option<SecretString>,
+    pub github_webhook_secret: Option<SecretString>,
     pub content_dir: PathBuf,
     pub cache_ttl: Duration,
     pub negative_ttl: Duration,
@@ -130,8 +137,8 @@ impl ContentSettings {
                 env.string("GITHUB_API_BASE_URL")
                     .unwrap_or_else(|| "https://api.github.com".into()),
             ),
-            github_token: env.string("GITHUB_TOKEN"),
-            github_webhook_secret: env.string("GITHUB_WEBHOOK_SECRET"),
+            github_token: env.secret("GITHUB_TOKEN"),
+            github_webhook_secret: env.secret("GITHUB_WEBHOOK_SECRET"),
             content_dir: PathBuf::from(
                 env.string("CONTENT_DIR")
                     .unwrap_or_else(|| "./sample-book".into()),

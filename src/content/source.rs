@@ -4,6 +4,7 @@
 //! order of the book's site generator) and listing every lesson (for `warm-cache`). Must not
 //! cache: that is the loader's job.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;
@@ -98,7 +99,7 @@ pub struct GitHubSource {
     docs_path: String,
     raw_base: String,
     api_base: String,
-    token: Option<String>,
+    token: Option<SecretString>,
     fetch_timeout: std::time::Duration,
 }
 
@@ -128,7 +129,10 @@ impl GitHubSource {
     fn request(&self, url: &str) -> reqwest::RequestBuilder {
         let req = self.client.get(url).timeout(self.fetch_timeout);
         match &self.token {
-            Some(t) => req.header(reqwest::header::AUTHORIZATION, format!("token {t}")),
+            Some(t) => req.header(
+                reqwest::header::AUTHORIZATION,
+                format!("token {}", t.expose_secret()),
+            ),
             None => req,
         }
     }

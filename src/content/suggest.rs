@@ -4,30 +4,7 @@
 use serde::Serialize;
 
 use super::lesson::Lesson;
-
-/// The tutor mode a suggestion is meant for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// A Socratic walk through the lesson.
-    Teach,
-    /// Short lookups: definitions and summaries.
-    Ask,
-    /// One question at a time, graded (the tutor's quiz mode).
-    Quiz,
-}
-
-impl Mode {
-    /// `teach`, `ask` or `quiz`; `None` for anything else.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "teach" => Some(Mode::Teach),
-            "ask" => Some(Mode::Ask),
-            "quiz" => Some(Mode::Quiz),
-            _ => None,
-        }
-    }
-}
+use super::mode::Mode;
 
 /// The lesson a set of suggestions was built from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -255,8 +232,8 @@ mod tests {
             assert_eq!(s.lesson, None);
             assert_eq!(s.suggestions, generic(Mode::Teach));
         }
-        assert_eq!(Mode::parse("ASK"), Some(Mode::Ask));
-        assert_eq!(Mode::parse("Quiz"), Some(Mode::Quiz));
-        assert_eq!(Mode::parse("review"), None);
+        assert_eq!(Mode::parse("ASK"), Ok(Mode::Ask));
+        assert_eq!(Mode::parse("Quiz"), Ok(Mode::Quiz));
+        assert!(Mode::parse("review").is_err());
     }
 }

@@ -5,14 +5,12 @@
 //! from a progress-bar crate: it is one line of output and needs no terminal handling.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use futures::StreamExt;
+use prometheus_client::registry::Registry;
 
-use super::{Content, LessonPath};
-use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
-use crate::config::Settings;
-use crate::telemetry::metrics::Metrics;
+use super::{Content, ContentSettings, LessonPath};
+use crate::redis::{RedisCache, RedisPool, RedisSettings};
 
 /// Lessons loaded at the same time.
 const CONCURRENCY: usize = 16;
@@ -36,23 +34,25 @@ impl std::fmt::Display for WarmReport {
     }
 }
 
-/// Builds the cache and loader from `settings` (no store, no server) and warms every lesson.
-pub async fn run(settings: &Settings) -> Result<WarmReport, String> {
-    let mut metrics = Metrics::new();
-    let cache_metrics = Arc::new(metrics.cache.clone());
-    let cache = match &settings.redis {
+/// Builds the loader from the settings (no store, no server) and warms every lesson.
+pub async fn run(
+    settings: &ContentSettings,
+    redis: Option<&RedisSettings>,
+) -> Result<WarmReport, String> {
+    let mut registry = Registry::default();
+    let l2 = match redis {
         Some(redis) => {
             let pool = RedisPool::connect(redis)
                 .await
                 .map_err(|e| format!("invalid REDIS_URL: {e}"))?;
-            Cache::Redis(RedisCache::new(pool, cache_metrics))
+            Some(RedisCache::new(pool, &mut registry))
         }
         None => {
             eprintln!("warm-cache: REDIS_URL is unset; lessons are checked but not kept");
-            Cache::Memory(MemoryCache::new(1024 * 1024, cache_metrics))
+            None
         }
     };
-    let content = Content::new(&settings.content, cache, metrics.registry_mut()).await;
+    let content = Content::new(settings, l2, &mut registry).await;
     let lessons = content
         .source()
         .list()

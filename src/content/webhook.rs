@@ -1,12 +1,45 @@
-//! GitHub push webhooks: signature check (`X-Hub-Signature-256`, HMAC-SHA256 in constant time)
-//! and the mapping from the files a push touched to the lessons to invalidate.
+//! GitHub push webhooks: signature check (`X-Hub-Signature-256`, HMAC-SHA256 in constant time),
+//! the mapping from the files a push touched to the lessons to invalidate, and the policy that
+//! applies a push to the cache ([`Content::apply_push`]).
 
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::lesson::LessonPath;
+use super::loader::{Content, Invalidated};
 use super::source::lesson_for_file;
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PushOutcome {
+    /// The push was to another branch: nothing changed.
+    Ignored { ignored: String },
+    /// The lessons the push added, modified or removed were dropped from the cache.
+    Invalidated { invalidated: Invalidated },
+}
+
+impl Content {
+    /// Invalidates exactly the lessons `push` touched, when it is to the configured branch.
+    pub async fn apply_push(&self, push: &PushEvent) -> PushOutcome {
+        let (branch, docs_path) = self.push_target();
+        if !push.is_to_branch(branch) {
+            return PushOutcome::Ignored {
+                ignored: format!("push to {} is not to {branch}", push.git_ref),
+            };
+        }
+        let paths = push.touched_lessons(docs_path);
+        let done = self.invalidate(&paths).await;
+        tracing::info!(
+            paths = done.paths.len(),
+            l1 = done.l1,
+            l2 = done.l2,
+            "push webhook invalidated lessons"
+        );
+        PushOutcome::Invalidated { invalidated: done }
+    }
+}
 
 /// True when `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`.
 /// The comparison is constant-time (`Mac::verify_slice`).

@@ -8,26 +8,30 @@
 
 use std::error::Error as StdError;
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use http_body_util::LengthLimitError;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::BodyLimits;
 
 /// The complete request body.
 #[derive(Debug, Clone)]
 pub struct RequestBody(pub Bytes);
 
-impl FromRequest<AppState> for RequestBody {
+impl<S> FromRequest<S> for RequestBody
+where
+    BodyLimits: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let server = &state.settings.server;
-        let limit = server.max_body_bytes;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limits = BodyLimits::from_ref(state);
+        let limit = limits.max_bytes;
         let read = axum::body::to_bytes(req.into_body(), limit);
-        match tokio::time::timeout(server.body_read_timeout, read).await {
+        match tokio::time::timeout(limits.read_timeout, read).await {
             Ok(Ok(bytes)) => Ok(Self(bytes)),
             Ok(Err(err)) if is_length_limit(&err) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -42,7 +46,7 @@ impl FromRequest<AppState> for RequestBody {
                 "request_timeout",
                 format!(
                     "the request body did not arrive within {} s",
-                    server.body_read_timeout.as_secs_f64()
+                    limits.read_timeout.as_secs_f64()
                 ),
             )),
         }

@@ -1,25 +1,29 @@
 //! `POST /chatkit`: the ChatKit protocol endpoint (JSON or Server-Sent Events).
 //!
 //! Thin: collects the user, query and headers into a [`RequestContext`], parses the body,
-//! calls [`ChatKit::process`](crate::chatkit::ChatKit::process) and maps the outcome to a
-//! response.
+//! checks the chat rate limit, calls [`ChatKit::process`] and maps the reply to a response.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 
+use serde::Deserialize;
+
 use super::body::RequestBody;
-use crate::app::AppState;
+use super::query::{Query, QueryParams, empty_as_none};
 use crate::auth::CurrentUser;
-use crate::chatkit::{Outcome, RawContext, Reply, RequestContext, request};
+use crate::chatkit::{ChatKit, Reply, RequestContext, request};
+use crate::content::{LessonPath, Mode};
 use crate::error::ApiError;
+use crate::ratelimit::{Policy, RateLimiter};
+use crate::state::AppState;
 use crate::telemetry::request_id;
 
 /// The routes of this module.
@@ -27,38 +31,76 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/chatkit", post(chatkit))
 }
 
+/// `POST /chatkit`'s query: the page's lesson and mode, and (dev mode, read by `auth`)
+/// `user_id`. An empty value is absent; a `mode` that is none of the modes is not refused here:
+/// the turn answers it with a non-retryable `error` event, as it does for the composer's.
+#[derive(Debug, Deserialize)]
+struct ChatKitIn {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    lesson_path: Option<LessonPath>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    user_name: Option<String>,
+    #[serde(default)]
+    selected_text: Option<String>,
+}
+
+impl QueryParams for ChatKitIn {}
+
 async fn chatkit(
-    State(state): State<AppState>,
+    State(chatkit): State<ChatKit>,
+    State(limiter): State<RateLimiter>,
     user: CurrentUser,
-    RawQuery(query): RawQuery,
+    Query(query): Query<ChatKitIn>,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
-    let raw = RawContext {
-        query,
-        user_name_header: header_text(&headers, "x-user-name"),
-        organization_header: header_text(&headers, "x-organization-id"),
+    let user_name = header_text(&headers, "x-user-name")
+        .or_else(|| non_blank(query.user_name))
+        .or_else(|| user.name.clone());
+    let ctx = RequestContext {
+        user_name,
+        organization_id: header_text(&headers, "x-organization-id"),
+        lesson_path: query.lesson_path,
+        mode: Mode::parse_optional(query.mode.as_deref()),
+        selected_text: non_blank(query.selected_text),
         request_id: request_id::current(),
+        user,
     };
-    let ctx = RequestContext::parse(user, raw)?;
     let request = request::parse(&body)?;
-    let outcome = state.chatkit.process(&state.limiter, ctx, request).await?;
-    Ok(respond(outcome, state.settings.server.sse_keepalive))
+    // The limit is checked before any stream starts, so a refusal is a plain 429.
+    let limit_headers = if request.is_rate_limited() {
+        limiter.check(Policy::Chat, ctx.owner()).await?
+    } else {
+        HeaderMap::new()
+    };
+    let reply = chatkit.process(ctx, request).await?;
+    let mut response = respond(reply, chatkit.keepalive());
+    response.headers_mut().extend(limit_headers);
+    Ok(response)
 }
 
+/// A header's text, trimmed; `None` when absent, not text, or blank.
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    non_blank(
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    )
+}
+
+fn non_blank(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// An SSE comment: ignored by clients, but it is traffic, so proxies and load balancers do not
 /// close a stream that waits a long time for a model's first token as idle.
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
-fn respond(Outcome { reply, headers }: Outcome, keepalive: Option<Duration>) -> Response {
-    let mut response = match reply {
+fn respond(reply: Reply, keepalive: Option<Duration>) -> Response {
+    match reply {
         Reply::Json(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Reply::Stream(rx) => {
             let frames = futures::stream::unfold(rx, move |mut rx| async move {
@@ -81,7 +123,5 @@ fn respond(Outcome { reply, headers }: Outcome, keepalive: Option<Duration>) -> 
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             response
         }
-    };
-    response.headers_mut().extend(headers);
-    response
+    }
 }

@@ -1,18 +1,27 @@
-//! The HTTP surface: one module per group of routes, and the router with its layers.
+//! The HTTP edge: one module per group of routes, the router with its layers, and the accept
+//! loop.
 //!
-//! Owns: routes, middleware order, CORS, body and time limits; [`serve`] owns the accept loop. Handlers are thin: they parse
-//! input into domain types, call one service function and map the result.
+//! Owns: routes, middleware order, CORS, body and time limits, typed query and body
+//! extractors, the mapping of every feature's error to the one JSON error shape, and
+//! [`serve`]. Handlers are thin: they parse input into domain types, call one feature function
+//! and map the result. No feature imports this module.
 
 mod admin;
 mod body;
 mod chatkit;
+mod content;
+mod errors;
 mod health;
 mod openapi;
+pub mod query;
 mod root;
-pub(crate) mod serve;
-mod study;
+pub mod serve;
+pub mod settings;
+mod static_files;
 mod suggestions;
+mod webhook;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,13 +34,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::app::AppState;
-use crate::error::ApiError;
-use crate::telemetry::{http as http_mw, request_id};
+use self::settings::ServerSettings;
+use crate::state::AppState;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::{http as observe, request_id};
 
 /// Every route of the service with its middleware.
-pub fn router(state: AppState) -> Router {
-    let server = &state.settings.server;
+pub fn router(server: &ServerSettings, state: AppState) -> Router {
+    let metrics: Arc<Metrics> = state.metrics.clone();
     let routes = Router::new()
         .route("/", get(root::index))
         .route("/health", get(health::live))
@@ -40,10 +50,12 @@ pub fn router(state: AppState) -> Router {
         .merge(chatkit::routes())
         .merge(suggestions::routes())
         .merge(admin::routes())
-        .merge(study::routes())
+        .merge(webhook::routes())
+        .merge(content::routes())
+        .merge(static_files::routes())
         .merge(openapi::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .fallback(errors::not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed);
 
     routes
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
@@ -52,10 +64,10 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             server.request_timeout,
         ))
-        .layer(CatchPanicLayer::custom(http_mw::panic_response))
-        .layer(from_fn(http_mw::normalize_errors))
-        .layer(cors(&state.settings.server.allowed_origins))
-        .layer(from_fn_with_state(state.clone(), http_mw::observe))
+        .layer(CatchPanicLayer::custom(errors::panic_response))
+        .layer(from_fn(errors::normalize_errors))
+        .layer(cors(&server.allowed_origins))
+        .layer(from_fn_with_state(metrics, observe::observe))
         .layer(from_fn(request_id::middleware))
         .with_state(state)
 }
@@ -91,16 +103,4 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::ETAG,
         ])
         .max_age(Duration::from_secs(600))
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not accept that method",
-    )
 }

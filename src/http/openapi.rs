@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The document, exactly as committed.
 pub const DOCUMENT: &str = include_str!("../../openapi/openapi.json");

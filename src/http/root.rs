@@ -6,7 +6,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use std::sync::Arc;
+
+use crate::telemetry::metrics::Metrics;
 
 /// Service identity and the endpoint list.
 pub async fn index() -> Json<Value> {
@@ -29,12 +31,12 @@ pub async fn index() -> Json<Value> {
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        metrics.encode(),
     )
 }

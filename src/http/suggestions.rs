@@ -6,12 +6,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
-use crate::content::{LessonPath, Mode, suggestions};
+use super::query::{self, QueryParams, empty_as_none};
+use crate::content::{Content, LessonPath, Mode, suggestions};
 use crate::error::ApiError;
-use crate::ratelimit::{ClientIp, Policy};
+use crate::ratelimit::{ClientIp, Policy, RateLimiter};
+use crate::state::AppState;
 
 /// Browsers and CDNs may reuse an answer this long; lessons change rarely.
 const CACHE_CONTROL: &str = "public, max-age=300";
@@ -21,64 +23,31 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/chatkit/suggestions", get(suggest))
 }
 
-/// The parsed query: an absent `lesson_path` means "no lesson", an absent `mode` means teach.
+/// `?lesson_path=…&mode=…`: an absent `lesson_path` means "no lesson", an absent `mode` teach.
+#[derive(Debug, Deserialize)]
 struct SuggestionsIn {
-    path: Option<LessonPath>,
-    mode: Mode,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    lesson_path: Option<LessonPath>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    mode: Option<Mode>,
 }
 
-/// Why the query was refused: a bad path is 400, an unknown mode 422.
-enum QueryError {
-    Path(String),
-    Mode(String),
-}
-
-impl From<QueryError> for ApiError {
-    fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::Path(m) => ApiError::bad_request(m),
-            QueryError::Mode(m) => ApiError::unprocessable(m),
-        }
-    }
-}
-
-fn parse_query(raw: Option<&str>) -> Result<SuggestionsIn, QueryError> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let first = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    // Only an empty value counts as absent (`allowEmptyValue` in the OpenAPI document): a blank
-    // one is checked like any other and refused, as the document says.
-    let path = match first("lesson_path").filter(|p| !p.is_empty()) {
-        Some(p) => Some(LessonPath::parse(p).map_err(|e| QueryError::Path(e.to_string()))?),
-        None => None,
-    };
-    let mode = match first("mode").filter(|m| !m.is_empty()) {
-        Some(m) => Mode::parse(m).ok_or_else(|| {
-            QueryError::Mode(format!(
-                "unknown mode `{m}`; expected `teach`, `ask` or `quiz`"
-            ))
-        })?,
-        None => Mode::Teach,
-    };
-    Ok(SuggestionsIn { path, mode })
+impl QueryParams for SuggestionsIn {
+    const UNPROCESSABLE: &'static [&'static str] = &["mode"];
 }
 
 async fn suggest(
-    State(state): State<AppState>,
+    State(content): State<Content>,
+    State(limiter): State<RateLimiter>,
     ClientIp(ip): ClientIp,
-    RawQuery(query): RawQuery,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let limit_headers = state.limiter.check(Policy::Anon, &ip.to_string()).await?;
-    let input = parse_query(query.as_deref())?;
-    let lesson = match &input.path {
-        Some(path) => state.content.lesson(path).await,
+    // The limit first: a malformed query counts against it too.
+    let limit_headers = limiter.check(Policy::Anon, &ip.to_string()).await?;
+    let input: SuggestionsIn = query::parse(raw.as_deref().unwrap_or(""))?;
+    let lesson = match &input.lesson_path {
+        Some(path) => content.lesson(path).await,
         None => Ok(None),
     };
     // An origin outage degrades to generic suggestions, never to an error on the start screen;
@@ -87,7 +56,7 @@ async fn suggest(
         Ok(l) => (l, CACHE_CONTROL),
         Err(_) => (None, "no-store"),
     };
-    let body = suggestions(lesson.as_deref(), input.mode);
+    let body = suggestions(lesson.as_deref(), input.mode.unwrap_or(Mode::Teach));
     let json = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let mut response = respond(json, &headers, cache_control);
     response.headers_mut().extend(limit_headers);

@@ -23,20 +23,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use serde_json::json;
 
-use crate::app::AppState;
-use crate::cache::RedisPool;
 use crate::config::{Env, SettingDoc};
-use crate::error::ApiError;
+use crate::redis::RedisPool;
 use crate::telemetry::LogThrottle;
 use window::Decision;
 
@@ -186,8 +183,8 @@ impl RateLimiter {
     }
 
     /// Counts one request of `key` against `policy`: the headers to add to the response when
-    /// admitted, or a 429 error (with `Retry-After` and the same headers) when not.
-    pub async fn check(&self, policy: Policy, key: &str) -> Result<HeaderMap, ApiError> {
+    /// admitted, or [`Limited`] (answered 429 with `Retry-After` and the same headers) when not.
+    pub async fn check(&self, policy: Policy, key: &str) -> Result<HeaderMap, Limited> {
         let limits = self.limits(policy);
         let subject = format!("ratelimit:{}:{}", policy.name(), key);
         let decision = match &self.0.backend {
@@ -209,7 +206,7 @@ impl RateLimiter {
             Ok(headers)
         } else {
             self.count(policy, "limited");
-            Err(too_many_requests(policy, limits, &decision, headers))
+            Err(Limited::new(policy, limits, &decision, headers))
         }
     }
 
@@ -300,44 +297,44 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000) as u64
 }
 
-fn too_many_requests(
-    policy: Policy,
-    limits: &Limits,
-    decision: &Decision,
-    headers: HeaderMap,
-) -> ApiError {
-    let retry = ceil_secs(decision.retry_after()).max(1);
-    // The window that refused with the longest wait is the one reported.
-    let blocking = limits
-        .windows()
-        .iter()
-        .zip(&decision.windows)
-        .filter(|(_, s)| s.remaining == 0)
-        .max_by_key(|(_, s)| s.reset)
-        .map(|(w, _)| *w)
-        .unwrap_or(limits.windows()[0]);
-    let reset_at = chrono::Utc::now() + chrono::Duration::seconds(retry as i64);
-    let mut error = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!(
-            "rate limit exceeded: at most {} requests per {} s; retry in {retry} s",
-            blocking.limit,
-            blocking.period.as_secs()
-        ),
-    )
-    .with_details(json!({
-        "policy": policy.name(),
-        "limit": blocking.limit,
-        "window": blocking.period.as_secs(),
-        "reset_seconds": retry,
-        "reset_at": reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }))
-    .with_header(axum::http::header::RETRY_AFTER, retry.to_string());
-    for (name, value) in &headers {
-        error = error.with_header(name.clone(), value.clone());
+/// A refused request: which window refused it and when to come back.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "rate limit exceeded: at most {limit} requests per {window_secs} s; retry in {retry_after_secs} s"
+)]
+pub struct Limited {
+    pub policy: Policy,
+    /// Quota of the window that refused (the one with the longest wait).
+    pub limit: u64,
+    pub window_secs: u64,
+    /// Whole seconds until a request would be admitted (at least 1).
+    pub retry_after_secs: u64,
+    pub reset_at: chrono::DateTime<chrono::Utc>,
+    /// `RateLimit-Policy` and `RateLimit`, as on an admitted request.
+    pub headers: HeaderMap,
+}
+
+impl Limited {
+    fn new(policy: Policy, limits: &Limits, decision: &Decision, headers: HeaderMap) -> Self {
+        let retry = ceil_secs(decision.retry_after()).max(1);
+        // The window that refused with the longest wait is the one reported.
+        let blocking = limits
+            .windows()
+            .iter()
+            .zip(&decision.windows)
+            .filter(|(_, s)| s.remaining == 0)
+            .max_by_key(|(_, s)| s.reset)
+            .map(|(w, _)| *w)
+            .unwrap_or(limits.windows()[0]);
+        Self {
+            policy,
+            limit: blocking.limit,
+            window_secs: blocking.period.as_secs(),
+            retry_after_secs: retry,
+            reset_at: chrono::Utc::now() + chrono::Duration::seconds(retry as i64),
+            headers,
+        }
     }
-    error
 }
 
 /// The client's IP address: the socket peer, or the rightmost untrusted `X-Forwarded-For`
@@ -345,15 +342,26 @@ fn too_many_requests(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = ApiError;
+/// The request came without the peer address the accept loop attaches: a wiring bug, answered
+/// with an opaque 500.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no peer address on the request")]
+pub struct NoPeerAddress;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    RateLimiter: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = NoPeerAddress;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NoPeerAddress> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
-            .ok_or_else(|| ApiError::internal("no peer address on the request"))?;
-        Ok(ClientIp(state.limiter.client_ip(peer, &parts.headers)))
+            .ok_or(NoPeerAddress)?;
+        let limiter = RateLimiter::from_ref(state);
+        Ok(ClientIp(limiter.client_ip(peer, &parts.headers)))
     }
 }

@@ -13,7 +13,7 @@ use redis::Script;
 
 use super::policy::Window;
 use super::window::{Decision, WindowState};
-use crate::cache::RedisPool;
+use crate::redis::RedisPool;
 
 /// Deadline of one check; past it the request is admitted (fail open).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,8 +1,9 @@
 //! The Prometheus registry of one process and the HTTP series.
 //!
-//! Owns: `/metrics` encoding and the registry. Each feature defines its own metric struct with a
-//! `register(&mut Registry)` constructor and is composed here, so that one test app's metrics
-//! never mix with another's (no global recorder).
+//! Owns: `/metrics` encoding, the registry and the shared histogram buckets. Each feature
+//! defines and registers its own metric struct (`register(&mut Registry)`) while the
+//! composition root builds it, so that one test app's metrics never mix with another's (no
+//! global recorder). Must not import any feature.
 
 use std::time::Duration;
 
@@ -12,9 +13,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::cache::CacheMetrics;
-use crate::store::StoreMetrics;
 
 /// Latency buckets shared by every histogram: 0.25 ms … ~16 s.
 pub fn latency_histogram() -> Histogram {
@@ -29,12 +27,10 @@ pub fn histogram_family<L: Clone + std::hash::Hash + Eq>() -> HistogramFamily<L>
     Family::new_with_constructor(latency_histogram as fn() -> Histogram)
 }
 
-/// All metrics of the process.
+/// The registry of the process, with the HTTP series every request records.
 pub struct Metrics {
     registry: Registry,
     pub http: HttpMetrics,
-    pub cache: CacheMetrics,
-    pub store: StoreMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -47,14 +43,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("study_mode");
         let http = HttpMetrics::register(&mut registry);
-        let cache = CacheMetrics::register(&mut registry);
-        let store = StoreMetrics::register(&mut registry);
-        Self {
-            registry,
-            http,
-            cache,
-            store,
-        }
+        Self { registry, http }
     }
 
     /// The registry, for features registering their series at build time.

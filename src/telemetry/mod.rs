@@ -1,15 +1,73 @@
 //! Observability: the tracing subscriber, request ids, Prometheus metrics and the HTTP
 //! middleware that ties them to each request.
 //!
-//! Owns: log format and filter, the `X-Request-ID` contract, the metrics registry. Feature
-//! modules own their own metric families and register them through [`metrics::Metrics`].
+//! Owns: `LOG_*` settings, log format and filter, the `X-Request-ID` contract, the metrics
+//! registry and the HTTP series. Feature modules own their own metric families and register
+//! them in [`metrics::Metrics`]'s registry. A ground layer: imports only `config`.
 
 pub mod http;
 pub mod metrics;
 pub mod request_id;
 
-use crate::config::{LogFormat, LogSettings};
 use tracing_subscriber::EnvFilter;
+
+use crate::config::{Env, SettingDoc};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" | "text" => Ok(Self::Pretty),
+            other => Err(format!(
+                "`{other}` is not a log format; use `json` or `pretty`"
+            )),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// Variables read by this module.
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc::new(
+        "LOG_LEVEL",
+        "`info`",
+        "tracing filter, e.g. `info` or `study_mode_api=debug,info`.",
+    ),
+    SettingDoc::new(
+        "LOG_FORMAT",
+        "`json` in production, `pretty` in development",
+        "`json` or `pretty`.",
+    ),
+];
+
+impl LogSettings {
+    /// `production` picks the default format (JSON lines for log collectors).
+    pub fn from_env(env: &mut Env, production: bool) -> Self {
+        let default_format = if production {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        };
+        Self {
+            level: env.string("LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            format: env.parse_or("LOG_FORMAT", default_format),
+        }
+    }
+}
 
 /// Installs the global tracing subscriber once; later calls (tests) are no-ops.
 pub fn init(settings: &LogSettings) {

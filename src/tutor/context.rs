@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::mode::Mode;
 use super::settings::TutorSettings;
 use super::text::truncate_chars;
-use super::turn::{Role, Turn, TurnRequest};
 use crate::content::Lesson;
+use crate::content::Mode;
+use crate::turn::{Role, Turn, TurnRequest};
 
 /// Longest student name and selected passage we pass on (they come from query parameters).
 const MAX_NAME_CHARS: usize = 60;

@@ -8,13 +8,11 @@
 
 pub mod context;
 mod metrics;
-pub mod mode;
 pub mod model;
 pub mod offline;
 pub mod prompts;
 mod settings;
 pub mod text;
-pub mod turn;
 
 use std::sync::Arc;
 
@@ -22,13 +20,12 @@ use futures::StreamExt;
 use prometheus_client::registry::Registry;
 
 pub use self::metrics::TutorMetrics;
-pub use self::mode::Mode;
-pub use self::settings::{ApiKey, ModelApi, ModelSettings, SETTINGS, TutorSettings};
+pub use self::settings::{ModelApi, ModelSettings, SETTINGS, TutorSettings};
 
 use self::context::Context;
 use self::model::ModelClient;
-use self::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
-use crate::content::{Content, Lesson, LessonPath};
+use crate::content::{Content, Lesson};
+use crate::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
 
 /// Most words of a first message used as a thread title.
 const TITLE_WORDS: usize = 6;
@@ -80,15 +77,7 @@ impl Tutor {
         request: TurnRequest,
         lesson: Option<Arc<Lesson>>,
     ) -> TurnStream {
-        let mode = match Mode::resolve(request.mode.as_deref()) {
-            Ok(mode) => mode,
-            Err(e) => {
-                self.inner
-                    .metrics
-                    .reply(self.engine_name(), "unknown", "bad_request");
-                return futures::stream::iter([Err(e)]).boxed();
-            }
-        };
+        let mode = request.mode;
         let title = title(&request, lesson.as_deref()).map(|t| Ok(TurnEvent::Title(t)));
         let ctx = Context::build(request, mode, lesson, &self.inner.settings);
         let body = match &self.inner.engine {
@@ -103,23 +92,13 @@ impl Tutor {
 
     /// The lesson of `request`; a missing, invalid or unloadable lesson is no lesson.
     async fn lesson(&self, request: &TurnRequest) -> Option<Arc<Lesson>> {
-        let raw = request.lesson_path.as_deref()?;
-        let path = LessonPath::parse(raw)
-            .inspect_err(|e| tracing::debug!(error = %e, "tutor: ignoring lesson path"))
-            .ok()?;
-        match self.inner.content.lesson(&path).await {
+        let path = request.lesson.as_ref()?;
+        match self.inner.content.lesson(path).await {
             Ok(lesson) => lesson,
             Err(e) => {
                 tracing::warn!(error = %e, lesson = %path, "tutor: lesson unavailable; answering without it");
                 None
             }
-        }
-    }
-
-    fn engine_name(&self) -> &'static str {
-        match &self.inner.engine {
-            Engine::Offline => "offline",
-            Engine::Model(_) => self.inner.settings.model.api.name(),
         }
     }
 }
@@ -142,6 +121,10 @@ impl Responder for Tutor {
             Engine::Offline => "offline".to_owned(),
             Engine::Model(client) => client.describe(),
         }
+    }
+
+    fn history_items(&self) -> usize {
+        self.inner.settings.history_items
     }
 }
 
@@ -195,7 +178,7 @@ mod tests {
             Some("how do closures capture variables from")
         );
         let mut r = request("later message");
-        r.history.push(turn::Turn {
+        r.history.push(crate::turn::Turn {
             role: Role::User,
             text: "first one".into(),
         });

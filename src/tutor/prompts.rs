@@ -5,7 +5,7 @@
 //! [`Context`] already).
 
 use super::context::Context;
-use super::mode::Mode;
+use crate::content::Mode;
 
 /// The user turn sent upstream for a start trigger (the trigger itself is not in the thread,
 /// but both APIs need at least one input message).
@@ -127,9 +127,9 @@ fn selected_block(selected: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::turn::{Role, Turn, TurnRequest};
     use crate::tutor::context::tests::lesson;
     use crate::tutor::settings::TutorSettings;
-    use crate::tutor::turn::{Role, Turn, TurnRequest};
 
     fn ctx(mode: &str, message: Option<&str>, history: Vec<Turn>) -> Context {
         let request = TurnRequest {

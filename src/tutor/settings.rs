@@ -1,6 +1,7 @@
 //! Settings of the tutor: which tutor runs (offline, or a model behind an OpenAI-compatible
 //! API), the model client's timeouts and retries, and the context budgets.
 
+use secrecy::SecretString;
 use std::time::Duration;
 
 use crate::config::{Env, SettingDoc};
@@ -37,21 +38,11 @@ impl ModelApi {
     }
 }
 
-/// A secret that never appears in `Debug` output (settings are logged at start-up).
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(pub String);
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(***)")
-    }
-}
-
 /// How to reach the model.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
     /// `None` = the offline tutor.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<SecretString>,
     /// Without a trailing slash.
     pub base_url: String,
     pub api: ModelApi,
@@ -174,7 +165,7 @@ impl TutorSettings {
             );
         }
         let model = ModelSettings {
-            api_key: env.string("OPENAI_API_KEY").map(ApiKey),
+            api_key: env.secret("OPENAI_API_KEY"),
             base_url,
             api: env.parse_or("MODEL_API", ModelApi::Responses),
             model: env

@@ -1,8 +1,8 @@
 //! The durable thread store: the [`Store`] interface and its PostgreSQL and SQLite
 //! implementations, chosen once from the [`Database`] the app connected.
 //!
-//! Lives under `chatkit/` (not `crate::store`) because it speaks the protocol's item model
-//! (item types, hidden context, the `after` cursor), while `crate::store` owns only pools,
+//! Lives under `chatkit/` (not `crate::db`) because it speaks the protocol's item model
+//! (item types, hidden context, the `after` cursor), while `crate::db` owns only pools,
 //! migrations and must not know the protocol.
 //!
 //! Every operation takes the owner (`CurrentUser::id`) and filters on it, so another user's
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::request::Order;
 use super::types::{Page, Thread, ThreadItem};
-use crate::store::{Database, StoreMetrics};
+use crate::db::{Database, StoreMetrics};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -121,9 +121,9 @@ pub enum ThreadStoreError {
 }
 
 impl ThreadStoreError {
-    /// The database is unreachable for now (see [`crate::store::is_unavailable`]).
+    /// The database is unreachable for now (see [`crate::db::is_unavailable`]).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, ThreadStoreError::Database(e) if crate::store::is_unavailable(e))
+        matches!(self, ThreadStoreError::Database(e) if crate::db::is_unavailable(e))
     }
 }
 

@@ -10,6 +10,7 @@ mod reply;
 pub mod sse;
 pub mod wire;
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use self::reply::{Failure, Reply};
 use super::context::Context;
 use super::metrics::TutorMetrics;
 use super::settings::{ModelApi, ModelSettings};
-use super::turn::TurnStream;
+use crate::turn::TurnStream;
 
 /// Longest `Retry-After` we honour before the first token.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -87,7 +88,7 @@ impl ModelClient {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .body(body.clone());
         if let Some(key) = &self.settings.api_key {
-            req = req.bearer_auth(&key.0);
+            req = req.bearer_auth(key.expose_secret());
         }
         req
     }

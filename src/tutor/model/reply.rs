@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::sse::SseParser;
 use super::wire::{self, Decoder, WireEvent};
 use super::{MAX_RETRY_AFTER, ModelClient, error_chain, retry_after, status_failure};
-use crate::tutor::turn::{TurnError, TurnEvent};
+use crate::turn::{TurnError, TurnEvent};
 
 /// Largest non-streamed (JSON) reply we accept.
 const MAX_JSON_BODY: usize = 4 << 20;

@@ -4,10 +4,10 @@
 use serde_json::{Value, json};
 
 use super::sse::SseEvent;
+use crate::turn::Role;
 use crate::tutor::context::Context;
 use crate::tutor::prompts;
 use crate::tutor::settings::ModelApi;
-use crate::tutor::turn::Role;
 
 /// What one upstream event means for the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,11 +254,11 @@ mod tests {
     }
 
     fn context(message: Option<&str>, history: &[(Role, &str)]) -> Context {
-        let request = crate::tutor::turn::TurnRequest {
+        let request = crate::turn::TurnRequest {
             message: message.map(Into::into),
             history: history
                 .iter()
-                .map(|(role, text)| crate::tutor::turn::Turn {
+                .map(|(role, text)| crate::turn::Turn {
                     role: *role,
                     text: (*text).into(),
                 })

@@ -14,10 +14,10 @@ use futures::StreamExt;
 
 use self::bm25::Bm25;
 use super::context::Context;
-use super::mode::Mode;
 use super::text::{deltas, plain, sentences, tokens};
-use super::turn::{Role, TurnEvent, TurnStream};
 use crate::content::Lesson;
+use crate::content::Mode;
+use crate::turn::{Role, TurnEvent, TurnStream};
 
 /// Words per streamed delta.
 const WORDS_PER_DELTA: usize = 4;

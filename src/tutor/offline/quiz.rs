@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use super::Prepared;
+use crate::turn::Role;
 use crate::tutor::context::{Context, parse_score};
 use crate::tutor::text::{plain, tokens};
-use crate::tutor::turn::Role;
 
 /// Most questions in one round, and per section.
 const MAX_QUESTIONS: usize = 8;

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::turn::{Turn, TurnRequest};
 use crate::tutor::context::tests::lesson;
 use crate::tutor::settings::TutorSettings;
-use crate::tutor::turn::{Turn, TurnRequest};
 
 fn ownership() -> Arc<Lesson> {
     lesson(

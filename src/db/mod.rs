@@ -1,12 +1,15 @@
-//! The durable store: connection pools, migrations, warm-up and readiness for PostgreSQL
+//! The database: connection pools, migrations, warm-up and readiness for PostgreSQL
 //! (production) and SQLite (embedded).
 //!
-//! Owns: how we connect (pool sizes, timeouts, `application_name`, WAL), the schema
-//! (`migrations/`), and store metrics. The ChatKit thread store is built on [`Database`]; this
-//! module must not know the ChatKit protocol.
+//! Owns: `DATABASE_*` settings, how we connect (pool sizes, timeouts, `application_name`, WAL),
+//! the schema (`migrations/`), and store latency metrics. The ChatKit thread store is built on
+//! [`Database`]; this module must not know the ChatKit protocol.
 
 mod postgres;
+mod settings;
 mod sqlite;
+
+pub use settings::{DatabaseSettings, SETTINGS};
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +17,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 use sqlx::{PgPool, SqlitePool};
 
-use crate::config::DatabaseSettings;
 use crate::telemetry::metrics::{HistogramFamily, histogram_family};
 
 /// A connected, migrated database.
@@ -26,7 +28,7 @@ pub enum Database {
 
 /// Errors opening the database.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum DbError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -37,7 +39,7 @@ pub enum StoreError {
 
 impl Database {
     /// Connects, applies migrations and warms `min_connections` connections.
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
         let db = if settings.is_postgres() {
             Database::Postgres(postgres::connect(settings).await?)
         } else {

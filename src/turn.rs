@@ -1,11 +1,17 @@
-//! The contract between the ChatKit server and whatever produces replies.
+//! The contract between the ChatKit server and whatever produces replies, owned by neither.
 //!
 //! The ChatKit server builds a [`TurnRequest`] from the thread and the request context, calls
 //! [`Responder::respond`], and turns the [`TurnEvent`]s into ChatKit events (it owns item ids,
 //! persistence and event order). Dropping the returned stream must cancel the work behind it
 //! (e.g. the upstream model request): that is how a client disconnect stops a reply.
+//! Imports only the content types a request carries (`LessonPath`, `Mode`).
 
 use futures::stream::BoxStream;
+
+use crate::content::{LessonPath, Mode};
+
+/// How many past items a responder sees unless it asks for another number.
+pub const DEFAULT_HISTORY_ITEMS: usize = 30;
 
 /// Who said a past turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +30,15 @@ pub struct Turn {
 }
 
 /// Everything a responder may use to answer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TurnRequest {
     pub user_id: String,
     /// Student's display name (`X-User-Name`, `user_name` query, later the token's name).
     pub user_name: Option<String>,
-    /// Raw `lesson_path` of the request (the responder parses and loads it).
-    pub lesson_path: Option<String>,
-    /// `inference_options.model`, else the `mode` query parameter; `None` = default (teach).
-    pub mode: Option<String>,
+    /// The thread's lesson (the responder loads it).
+    pub lesson: Option<LessonPath>,
+    /// `inference_options.model`, else the `mode` query parameter, else teach.
+    pub mode: Mode,
     /// Text the student selected in the lesson (`selected_text` query or `quoted_text`).
     pub selected_text: Option<String>,
     /// The student's message; `None` for a start trigger (empty or `__START_TEACHING__`) or a
@@ -70,10 +76,31 @@ pub struct TurnError {
 /// The stream of one reply.
 pub type TurnStream = BoxStream<'static, Result<TurnEvent, TurnError>>;
 
-/// Produces replies. Implemented by the deterministic test responder and by the tutor.
+impl Default for TurnRequest {
+    fn default() -> Self {
+        Self {
+            user_id: String::new(),
+            user_name: None,
+            lesson: None,
+            mode: Mode::Teach,
+            selected_text: None,
+            message: None,
+            history: Vec::new(),
+            needs_title: false,
+        }
+    }
+}
+
+/// Produces replies. Implemented by the tutor (and by the tests' deterministic responders).
 pub trait Responder: Send + Sync + 'static {
     fn respond(&self, request: TurnRequest) -> TurnStream;
 
     /// A short description for `/health` (e.g. `offline` or `openai:gpt-4.1-mini`).
     fn describe(&self) -> String;
+
+    /// How many past items of the thread [`TurnRequest::history`] should hold (the tutor's
+    /// `HISTORY_ITEMS`): the ChatKit server loads exactly that many.
+    fn history_items(&self) -> usize {
+        DEFAULT_HISTORY_ITEMS
+    }
 }

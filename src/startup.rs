@@ -1,62 +1,32 @@
-//! Application assembly: shared state, backends chosen once from settings, the listener, and
-//! graceful shutdown.
+//! The composition root: connects the backends chosen by the settings, builds every feature
+//! and the [`AppState`], binds the listener, serves, and shuts down gracefully.
 //!
-//! Owns: `App`/`AppState`, [`Application::build`] (binds its own listener, port 0 in tests),
-//! and the shutdown sequence: stop accepting → let in-flight requests finish → at the deadline,
-//! tell open streams to end → exit.
+//! Owns: [`Application::build`] (binds its own listener, port 0 in tests) and the shutdown
+//! sequence: stop accepting → let in-flight requests finish → at the deadline, tell open
+//! streams to end → let stream drivers finish their writes → close the pool. Imported only by
+//! `main.rs` and the tests; nothing in the library imports it.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
-use crate::cache::{Cache, MemoryCache, RedisCache, RedisPool};
 use crate::chatkit::{ChatKit, ChatKitMetrics, ThreadStore};
-use crate::config::Settings;
 use crate::content::Content;
+use crate::db::{Database, DbError, StoreMetrics};
+use crate::health::Readiness;
 use crate::http::serve::{ConnectionLimits, serve};
 use crate::ratelimit::RateLimiter;
-use crate::store::Database;
+use crate::redis::{RedisCache, RedisPool};
+use crate::settings::Settings;
+use crate::state::{AppState, BodyLimits, Secrets};
 use crate::telemetry::metrics::Metrics;
+use crate::turn::Responder;
 use crate::tutor::Tutor;
-use crate::tutor::turn::Responder;
-
-/// Size of the in-process cache when Redis is not configured.
-const MEMORY_CACHE_BYTES: u64 = 256 * 1024 * 1024;
-
-/// Everything a request handler can reach.
-#[derive(Debug)]
-pub struct App {
-    pub settings: Settings,
-    pub db: Database,
-    pub cache: Cache,
-    /// Present when `REDIS_URL` is set; shared by the cache and the rate limiter.
-    pub redis: Option<Arc<RedisPool>>,
-    pub content: Content,
-    pub auth: Auth,
-    pub limiter: RateLimiter,
-    /// The ChatKit server: thread store, responder, stream metrics.
-    pub chatkit: ChatKit,
-    pub metrics: Metrics,
-    /// Cancelled when open streams must end (shutdown deadline reached).
-    pub shutdown: CancellationToken,
-    pub started_at: Instant,
-}
-
-/// Cheap-to-clone handle on [`App`], the state of every route.
-#[derive(Debug, Clone)]
-pub struct AppState(pub Arc<App>);
-
-impl Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
 
 /// Errors that stop the service from starting.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +34,7 @@ pub enum StartError {
     #[error("cannot open the store ({backend}): {source}")]
     Store {
         backend: &'static str,
-        source: crate::store::StoreError,
+        source: DbError,
     },
     #[error("invalid REDIS_URL: {0}")]
     Redis(redis::RedisError),
@@ -75,16 +45,25 @@ pub enum StartError {
     },
 }
 
-impl App {
-    /// Connects every backend named by `settings`; replies come from the [`Tutor`] (a model
-    /// when `OPENAI_API_KEY` is set, else the offline tutor).
-    pub async fn new(settings: Settings) -> Result<Self, StartError> {
+/// A built application bound to its listener, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    settings: Settings,
+    db: Database,
+    cache: Option<RedisCache>,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects backends and binds `HOST:PORT` (port 0 = any free port). Replies come from the
+    /// [`Tutor`] (a model when `OPENAI_API_KEY` is set, else the offline tutor).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
         Self::assemble(settings, None).await
     }
 
-    /// As [`App::new`], with replies from `responder` (tests use the deterministic
-    /// [`crate::chatkit::EchoResponder`] and slow or failing responders).
-    pub async fn with_responder(
+    /// As [`Application::build`], with replies from `responder` (the tests' deterministic,
+    /// slow or failing responders).
+    pub async fn build_with(
         settings: Settings,
         responder: Arc<dyn Responder>,
     ) -> Result<Self, StartError> {
@@ -99,85 +78,52 @@ impl App {
         let db = Database::connect(&settings.database)
             .await
             .map_err(|source| StartError::Store {
-                backend: if settings.database.is_postgres() {
-                    "postgres"
-                } else {
-                    "sqlite"
-                },
+                backend: settings.database.backend(),
                 source,
             })?;
-        let cache_metrics = Arc::new(metrics.cache.clone());
-        let (cache, redis) = match &settings.redis {
-            Some(redis_settings) => {
-                let pool = RedisPool::connect(redis_settings)
-                    .await
-                    .map_err(StartError::Redis)?;
-                (
-                    Cache::Redis(RedisCache::new(pool.clone(), cache_metrics)),
-                    Some(pool),
-                )
-            }
-            None => (
-                Cache::Memory(MemoryCache::new(MEMORY_CACHE_BYTES, cache_metrics)),
-                None,
-            ),
-        };
         let registry = metrics.registry_mut();
+        let (cache, redis) = connect_redis(&settings, registry).await?;
         let content = Content::new(&settings.content, cache.clone(), registry).await;
-        let auth = Auth::new(&settings.auth, settings.dev_mode, registry);
-        let limiter = RateLimiter::new(&settings.ratelimit, redis.clone(), registry);
-        let shutdown = CancellationToken::new();
+        let auth = Arc::new(Auth::new(&settings.auth, settings.dev_mode, registry));
+        let limiter = RateLimiter::new(&settings.ratelimit, redis, registry);
         let responder = responder
             .unwrap_or_else(|| Arc::new(Tutor::new(&settings.tutor, content.clone(), registry)));
-        let chatkit_metrics = ChatKitMetrics::register(registry);
-        let store = ThreadStore::new(&db, &metrics.store);
-        let chatkit = ChatKit::new(store, responder, chatkit_metrics, shutdown.clone());
-        Ok(Self {
-            settings,
-            db,
-            cache,
-            redis,
-            content,
+        let store = ThreadStore::new(&db, &StoreMetrics::register(registry));
+        let shutdown = CancellationToken::new();
+        let chatkit = ChatKit::new(
+            store,
+            responder,
+            ChatKitMetrics::register(registry),
+            shutdown.clone(),
+            settings.server.sse_keepalive,
+        );
+        let state = AppState {
             auth,
             limiter,
             chatkit,
-            metrics,
+            content,
+            readiness: Readiness::new(db.clone(), cache.clone(), settings.server.readiness_timeout),
+            metrics: Arc::new(metrics),
+            body: BodyLimits {
+                max_bytes: settings.server.max_body_bytes,
+                read_timeout: settings.server.body_read_timeout,
+            },
+            secrets: Secrets {
+                admin: settings.admin_secret.clone().map(Arc::new),
+                github_webhook: settings.content.github_webhook_secret.clone().map(Arc::new),
+            },
             shutdown,
-            started_at: Instant::now(),
-        })
-    }
-}
-
-/// A built application bound to its listener, ready to run.
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-}
-
-impl Application {
-    /// Connects backends and binds `HOST:PORT` (port 0 = any free port).
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        };
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
-        Self::bind(App::new(settings).await?, addr).await
-    }
-
-    /// As [`Application::build`], with replies from `responder` (tests use slow or failing
-    /// responders).
-    pub async fn build_with(
-        settings: Settings,
-        responder: Arc<dyn Responder>,
-    ) -> Result<Self, StartError> {
-        let addr = SocketAddr::new(settings.server.host, settings.server.port);
-        Self::bind(App::with_responder(settings, responder).await?, addr).await
-    }
-
-    async fn bind(app: App, addr: SocketAddr) -> Result<Self, StartError> {
-        let server = &app.settings.server;
+        let server = &settings.server;
         let listener = listen(addr, server.listen_backlog, server.reuse_port)
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
-            state: AppState(Arc::new(app)),
+            settings,
+            db,
+            cache,
+            state,
         })
     }
 
@@ -186,9 +132,24 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// The shared state (tests use it to reach backends).
+    /// The shared state (tests use it to reach features).
     pub fn state(&self) -> AppState {
         self.state.clone()
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The connected database (tests inspect it).
+    pub fn database(&self) -> Database {
+        self.db.clone()
+    }
+
+    /// The Redis cache, when `REDIS_URL` is set.
+    pub fn cache(&self) -> Option<RedisCache> {
+        self.cache.clone()
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully within `SHUTDOWN_TIMEOUT_SECS`.
@@ -196,12 +157,13 @@ impl Application {
         self,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let deadline = state.settings.server.shutdown_timeout;
-        let streams = state.shutdown.clone();
-        let router = crate::http::router(state.clone());
+        let server = &self.settings.server;
+        let deadline = server.shutdown_timeout;
+        let streams = self.state.shutdown.clone();
+        let chatkit = self.state.chatkit.clone();
+        let router = crate::http::router(server, self.state);
         let limits = ConnectionLimits {
-            header_read_timeout: state.settings.server.header_read_timeout,
+            header_read_timeout: server.header_read_timeout,
         };
         let connections = serve(self.listener, router, limits, signal).await;
         tracing::info!(
@@ -222,11 +184,23 @@ impl Application {
         {
             tracing::warn!("shutdown: connections still open after the deadline; exiting");
         }
-        state.chatkit.drain(Duration::from_secs(2)).await;
-        state.db.close().await;
+        chatkit.drain(Duration::from_secs(2)).await;
+        self.db.close().await;
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// The Redis cache and pool when `REDIS_URL` is set (the pool is shared with the limiter).
+async fn connect_redis(
+    settings: &Settings,
+    registry: &mut Registry,
+) -> Result<(Option<RedisCache>, Option<Arc<RedisPool>>), StartError> {
+    let Some(redis) = &settings.redis else {
+        return Ok((None, None));
+    };
+    let pool = RedisPool::connect(redis).await.map_err(StartError::Redis)?;
+    Ok((Some(RedisCache::new(pool.clone(), registry)), Some(pool)))
 }
 
 /// A listener with our backlog (tokio's `TcpListener::bind` fixes it at 128, too short for

@@ -14,7 +14,7 @@ fn no_settings_at_all_gives_the_embedded_defaults() {
     assert_eq!(s.environment, Environment::Development);
     assert_eq!(s.server.port, 8000);
     assert_eq!(s.server.host.to_string(), "127.0.0.1");
-    assert!(s.database.url.starts_with("sqlite:"));
+    assert!(secrecy::ExposeSecret::expose_secret(&s.database.url).starts_with("sqlite:"));
     assert!(s.redis.is_none());
     assert!(s.dev_mode);
     assert_eq!(s.server.allowed_origins, vec!["http://localhost:3000"]);

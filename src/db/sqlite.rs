@@ -2,16 +2,17 @@
 //! folder created when missing, migrations under `migrations/sqlite`.
 
 use std::str::FromStr;
+
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{StoreError, pool_lifetimes};
-use crate::config::DatabaseSettings;
+use super::{DatabaseSettings, DbError, pool_lifetimes};
 
-pub(super) async fn connect(settings: &DatabaseSettings) -> Result<SqlitePool, StoreError> {
-    let options = SqliteConnectOptions::from_str(&settings.url)?
+pub(super) async fn connect(settings: &DatabaseSettings) -> Result<SqlitePool, DbError> {
+    let options = SqliteConnectOptions::from_str(settings.url.expose_secret())?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // NORMAL is durable across application crashes in WAL mode; FULL adds an fsync per
@@ -21,9 +22,8 @@ pub(super) async fn connect(settings: &DatabaseSettings) -> Result<SqlitePool, S
         .foreign_keys(true);
     if let Some(parent) = options.get_filename().parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DbError::Setup(format!("cannot create {}: {e}", parent.display())))?;
         }
     }
     let (max_lifetime, idle_timeout) = pool_lifetimes();

@@ -3,15 +3,16 @@
 
 use std::str::FromStr;
 
+use secrecy::ExposeSecret;
+
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{StoreError, pool_lifetimes};
-use crate::config::DatabaseSettings;
+use super::{DatabaseSettings, DbError, pool_lifetimes};
 
-pub(super) async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+pub(super) async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     let timeout_ms = settings.statement_timeout.as_millis().to_string();
-    let options = PgConnectOptions::from_str(&settings.url)?
+    let options = PgConnectOptions::from_str(settings.url.expose_secret())?
         .application_name("study_mode_api")
         .options([
             ("statement_timeout", timeout_ms.as_str()),
@@ -37,7 +38,7 @@ pub(super) async fn connect(settings: &DatabaseSettings) -> Result<PgPool, Store
 /// always lands in `study_mode_chat` (first on the search path) and not in `public` on the very
 /// first start only. Two instances starting at once may race here; the loser's "already
 /// exists" error is harmless.
-async fn create_schema(pool: &PgPool) -> Result<(), StoreError> {
+async fn create_schema(pool: &PgPool) -> Result<(), DbError> {
     match sqlx::query("CREATE SCHEMA IF NOT EXISTS study_mode_chat")
         .execute(pool)
         .await

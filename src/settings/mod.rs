@@ -1,0 +1,145 @@
+//! The whole configuration of one process, composed from each owner's settings.
+//!
+//! Owns: the general variables (`ENVIRONMENT`, `DEV_MODE`, `SSO_URL`, `ADMIN_SECRET`), the order
+//! in which owners read theirs, the production safety rules that span owners, and the list of
+//! every documented setting ([`all_settings`], behind `--help` and the README's table). Each
+//! owner (`http`, `db`, `redis`, `telemetry`, `content`, `tutor`, `auth`, `ratelimit`) declares
+//! and validates its own variables; this module only composes them.
+
+use secrecy::SecretString;
+
+use crate::config::{ConfigErrors, Env, Environment, SettingDoc};
+use crate::db::DatabaseSettings;
+use crate::http::settings::ServerSettings;
+use crate::redis::RedisSettings;
+use crate::telemetry::LogSettings;
+use crate::{auth, content, db, http, ratelimit, redis, telemetry, tutor};
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: Option<RedisSettings>,
+    pub log: LogSettings,
+    /// Development-only: accept requests without a token.
+    pub dev_mode: bool,
+    pub sso_url: Option<String>,
+    pub admin_secret: Option<SecretString>,
+    pub content: content::ContentSettings,
+    pub tutor: tutor::TutorSettings,
+    pub auth: auth::AuthSettings,
+    pub ratelimit: ratelimit::RateLimitSettings,
+}
+
+/// The general variables, read here.
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc::new(
+        "ENVIRONMENT",
+        "`development`",
+        "`development` or `production`; production refuses unsafe settings.",
+    ),
+    SettingDoc::new(
+        "DEV_MODE",
+        "on in development unless `SSO_URL` is set",
+        "Accept requests without a token (user from `X-User-ID`). Refused in production.",
+    ),
+    SettingDoc::new(
+        "SSO_URL",
+        "unset",
+        "Base URL of the SSO; the JWKS and userinfo URLs derive from it. Required in production.",
+    ),
+    SettingDoc::new(
+        "ADMIN_SECRET",
+        "unset: admin routes disabled",
+        "Secret expected in `X-Admin-Secret` by `/admin/*`.",
+    ),
+];
+
+/// Every documented setting of the service, in README order.
+pub fn all_settings() -> Vec<&'static SettingDoc> {
+    [
+        http::settings::SETTINGS,
+        SETTINGS,
+        db::SETTINGS,
+        redis::SETTINGS,
+        telemetry::SETTINGS,
+        content::SETTINGS,
+        tutor::SETTINGS,
+        auth::SETTINGS,
+        ratelimit::SETTINGS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The settings table as Markdown, exactly as the README shows it.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for s in all_settings() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            s.name, s.default, s.meaning
+        ));
+    }
+    out
+}
+
+impl Settings {
+    /// Reads the process environment (after loading `.env` when present in development).
+    pub fn from_process_env() -> Result<Self, ConfigErrors> {
+        // `.env` is a development convenience; the loader never overrides real variables.
+        let _ = dotenvy::dotenv();
+        Self::from_env(&mut Env::from_process())
+    }
+
+    /// Reads settings from any set of variables (tests build theirs from a map).
+    pub fn from_env(env: &mut Env) -> Result<Self, ConfigErrors> {
+        let environment = env.parse_or("ENVIRONMENT", Environment::Development);
+        let production = environment == Environment::Production;
+        let sso_url = env
+            .string("SSO_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        let dev_mode = env
+            .bool("DEV_MODE")
+            .unwrap_or(!production && sso_url.is_none());
+        let settings = Settings {
+            environment,
+            server: ServerSettings::from_env(env, production),
+            database: DatabaseSettings::from_env(env),
+            redis: RedisSettings::from_env(env),
+            log: LogSettings::from_env(env, production),
+            dev_mode,
+            admin_secret: env.secret("ADMIN_SECRET"),
+            content: content::ContentSettings::from_env(env),
+            tutor: tutor::TutorSettings::from_env(env),
+            auth: auth::AuthSettings::from_env(env, sso_url.as_deref()),
+            ratelimit: ratelimit::RateLimitSettings::from_env(env),
+            sso_url,
+        };
+        if production {
+            settings.validate_production(env);
+        }
+        env.finish()?;
+        Ok(settings)
+    }
+
+    /// The production safety rules: each failure names its variable.
+    fn validate_production(&self, env: &mut Env) {
+        self.server.validate_production(env);
+        if self.dev_mode {
+            env.error("DEV_MODE", "dev mode is never allowed in production");
+        }
+        if self.sso_url.is_none() {
+            env.error(
+                "SSO_URL",
+                "is required in production (tokens are verified against it)",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
