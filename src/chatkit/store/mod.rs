@@ -1,5 +1,6 @@
-//! The durable thread store: the [`Store`] interface and its PostgreSQL and SQLite
-//! implementations, chosen once from the [`Database`] the app connected.
+//! The durable thread store: the [`Store`] interface, on PostgreSQL or SQLite, chosen once
+//! from the [`Database`] the app connected. One body of queries serves both (`sql.rs`); the
+//! only difference, how a timestamp is stored, is `dialect.rs`.
 //!
 //! Lives under `chatkit/` (not `crate::store`) because it speaks the protocol's item model
 //! (item types, hidden context, the `after` cursor), while `crate::store` owns only pools,
@@ -10,21 +11,20 @@
 //! call returns (no background queue). Pages are ordered by `(created_at, id)` and filter hidden
 //! items in SQL, so pages are never cut short by them.
 
-mod postgres;
-mod sqlite;
+mod dialect;
+mod sql;
 
 use std::future::Future;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sqlx::{Postgres, Sqlite};
 
 use super::request::Order;
 use super::types::{Page, Thread, ThreadItem};
 use crate::store::{Database, StoreMetrics};
-
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+use sql::SqlStore;
 
 /// A thread without its items: what [`Store::save_thread`] takes, so items can never be stored
 /// inline (the reference's `Thread`-passed-to-`save_thread` defect cannot happen).
@@ -109,12 +109,9 @@ pub enum Hidden {
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum ThreadStoreError {
+    /// Also a stored value that does not decode (JSON, timestamp), naming its column.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("stored JSON is invalid: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("stored timestamp is invalid: {0}")]
-    Time(String),
     /// A write aimed at a thread the owner does not have.
     #[error("no such thread")]
     NoSuchThread,
@@ -209,7 +206,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
-/// The store of this process: one implementation per backend, latency recorded per operation.
+/// The store of this process: the one query body on the configured backend, latency recorded
+/// per operation.
 #[derive(Debug, Clone)]
 pub struct ThreadStore {
     backend: Backend,
@@ -218,16 +216,16 @@ pub struct ThreadStore {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Postgres(PgStore),
-    Sqlite(SqliteStore),
+    Postgres(SqlStore<Postgres>),
+    Sqlite(SqlStore<Sqlite>),
 }
 
 impl ThreadStore {
     /// The store on the app's database; latency goes to `metrics` (shared with `/metrics`).
     pub fn new(db: &Database, metrics: &StoreMetrics) -> Self {
         let backend = match db {
-            Database::Postgres(p) => Backend::Postgres(PgStore::new(p.clone())),
-            Database::Sqlite(p) => Backend::Sqlite(SqliteStore::new(p.clone())),
+            Database::Postgres(p) => Backend::Postgres(SqlStore::new(p.clone())),
+            Database::Sqlite(p) => Backend::Sqlite(SqlStore::new(p.clone())),
         };
         let metrics = std::sync::Arc::new(StoreMetrics {
             duration: metrics.duration.clone(),
@@ -319,29 +317,5 @@ impl Store for ThreadStore {
     }
     async fn delete_attachment(&self, owner: &str, id: &str) -> StoreResult<bool> {
         dispatch!(self, "delete_attachment", s => s.delete_attachment(owner, id))
-    }
-}
-
-/// Turns `limit + 1` fetched rows into a page: `has_more` and the `after` cursor.
-fn paginate<T>(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> &str) -> Page<T> {
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let after = if has_more {
-        rows.last().map(|r| id_of(r).to_owned())
-    } else {
-        None
-    };
-    Page {
-        data: rows,
-        has_more,
-        after,
-    }
-}
-
-/// SQL fragments for an order: the comparison that resumes after the cursor and the direction.
-fn order_sql(order: Order) -> (&'static str, &'static str) {
-    match order {
-        Order::Asc => (">", "ASC"),
-        Order::Desc => ("<", "DESC"),
     }
 }
