@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::context::RequestContext;
 use super::request::{FeedbackKind, FeedbackParams, ListParams, Order, Request};
-use super::store::{Hidden, PageQuery, Store};
+use super::store::{Hidden, PageQuery};
 use super::types::{ItemKind, Page};
 use super::{ChatKit, ids, metrics::KindLabels, unsupported};
 use crate::error::ApiError;

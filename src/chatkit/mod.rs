@@ -37,7 +37,7 @@ pub use context::{RawContext, RequestContext};
 pub use echo::EchoResponder;
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
-pub use store::{Store, ThreadStore};
+pub use store::ThreadStore;
 
 use crate::error::ApiError;
 use crate::ratelimit::{Policy, RateLimiter};

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::ids;
 use super::metrics::{ChatKitMetrics, KindLabels};
 use super::sse::{Sink, Stop};
-use super::store::{Store, ThreadRecord, ThreadStore};
+use super::store::{ThreadRecord, ThreadStore};
 use super::types::{AssistantContent, Event, ItemKind, ItemUpdate, Page, ThreadItem};
 use crate::tutor::turn::{Responder, TurnError, TurnEvent, TurnRequest};
 

@@ -16,7 +16,7 @@ use super::request::{
     Action, ActionParams, Request, StructuredSubmission, ThreadItemParams, UserInput,
 };
 use super::sse::{CHANNEL_CAPACITY, Sink, Stop};
-use super::store::{Hidden, PageQuery, Store, ThreadRecord};
+use super::store::{Hidden, PageQuery, ThreadRecord};
 use super::types::{Event, ItemKind, Page, StreamOptions, ThreadItem, UserMessage};
 use super::{ChatKit, history, ids, structured};
 use crate::error::ApiError;
