@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::error::Stop;
 use super::request::Order;
-use super::store::{Hidden, PageQuery, Store, ThreadStore};
+use super::store::{Hidden, PageQuery, ThreadStore};
 use super::types::{ItemKind, ThreadItem, UserContent};
 use crate::turn::{Role, Turn};
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::context::RequestContext;
 use super::error::ChatKitError;
 use super::request::{FeedbackKind, FeedbackParams, ListParams, Order, Request};
-use super::store::{Hidden, PageQuery, Store};
+use super::store::{Hidden, PageQuery};
 use super::types::{ItemKind, Page};
 use super::{ChatKit, ids, metrics::KindLabels};
 

@@ -35,7 +35,7 @@ pub use context::RequestContext;
 pub use error::{ChatKitError, Stop};
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
-pub use store::{Store, ThreadStore};
+pub use store::ThreadStore;
 
 use crate::turn::Responder;
 use store::ThreadRecord;

@@ -14,7 +14,7 @@ use super::error::Stop;
 use super::ids;
 use super::metrics::{ChatKitMetrics, KindLabels};
 use super::sse::Sink;
-use super::store::{Store, ThreadRecord, ThreadStore};
+use super::store::{ThreadRecord, ThreadStore};
 use super::types::{AssistantContent, Event, ItemKind, ItemUpdate, Page, ThreadItem};
 use crate::turn::{TurnError, TurnEvent, TurnStream};
 

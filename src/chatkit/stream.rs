@@ -19,7 +19,7 @@ use super::request::{
     Action, ActionParams, Request, StructuredSubmission, ThreadItemParams, UserInput,
 };
 use super::sse::{CHANNEL_CAPACITY, Sink};
-use super::store::{Hidden, PageQuery, Store, ThreadRecord};
+use super::store::{Hidden, PageQuery, ThreadRecord};
 use super::types::{Event, ItemKind, Page, StreamOptions, ThreadItem, UserMessage};
 use super::{ChatKit, history, ids, structured};
 use crate::content::LessonPath;

@@ -3,8 +3,8 @@
 //! `chatkit_client`).
 
 use serde_json::{Value, json};
+use study_mode_api::chatkit::ids;
 use study_mode_api::chatkit::types::ThreadItem;
-use study_mode_api::chatkit::{Store, ids};
 
 use crate::chatkit_client::{Chat, assert_conforms, input, of_type};
 use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, unique};

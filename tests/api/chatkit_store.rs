@@ -8,7 +8,7 @@ use study_mode_api::chatkit::store::{
     AttachmentRecord, Hidden, PageQuery, ThreadRecord, ThreadStoreError,
 };
 use study_mode_api::chatkit::types::{AssistantContent, ItemKind, ThreadItem};
-use study_mode_api::chatkit::{Store, ThreadStore, ids};
+use study_mode_api::chatkit::{ThreadStore, ids};
 use study_mode_api::store::Database;
 
 use crate::helpers::{Backend, spawn_app, unique};

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use study_mode_api::chatkit::ids;
 use study_mode_api::chatkit::reply::{CANCELLED_BY_SHUTDOWN, CANCELLED_BY_USER};
 use study_mode_api::chatkit::request::Order;
 use study_mode_api::chatkit::store::{Hidden, PageQuery};
 use study_mode_api::chatkit::types::{ItemKind, ThreadItem};
-use study_mode_api::chatkit::{Store, ids};
 use study_mode_api::tutor::turn::{Responder, Role, TurnError, TurnEvent, TurnRequest, TurnStream};
 
 use crate::chatkit_client::{ChatApp, assert_conforms, input, of_type, parse_sse, spawn_chat_app};

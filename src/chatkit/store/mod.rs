@@ -1,5 +1,6 @@
-//! The durable thread store: the [`Store`] interface and its PostgreSQL and SQLite
-//! implementations, chosen once from the [`Database`] the app connected.
+//! The durable thread store: [`ThreadStore`], on PostgreSQL or SQLite, chosen once from the
+//! [`Database`] the app connected. One body of queries serves both (`sql.rs`); the only
+//! difference, how a timestamp is stored, is `dialect.rs`.
 //!
 //! Lives under `chatkit/` (not `crate::db`) because it speaks the protocol's item model
 //! (item types, hidden context, the `after` cursor), while `crate::db` owns only pools,
@@ -10,24 +11,23 @@
 //! call returns (no background queue). Pages are ordered by `(created_at, id)` and filter hidden
 //! items in SQL, so pages are never cut short by them.
 
-mod postgres;
-mod sqlite;
+mod dialect;
+mod sql;
 
 use std::future::Future;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sqlx::{Postgres, Sqlite};
 
 use super::request::Order;
 use super::types::{Page, Thread, ThreadItem};
 use crate::db::{Database, StoreMetrics};
+use sql::SqlStore;
 
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
-
-/// A thread without its items: what [`Store::save_thread`] takes, so items can never be stored
-/// inline (the reference's `Thread`-passed-to-`save_thread` defect cannot happen).
+/// A thread without its items: what [`ThreadStore::save_thread`] takes, so items can never be
+/// stored inline (the reference's `Thread`-passed-to-`save_thread` defect cannot happen).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadRecord {
     pub id: String,
@@ -109,12 +109,9 @@ pub enum Hidden {
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum ThreadStoreError {
+    /// Also a stored value that does not decode (JSON, timestamp), naming its column.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("stored JSON is invalid: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("stored timestamp is invalid: {0}")]
-    Time(String),
     /// A write aimed at a thread the owner does not have.
     #[error("no such thread")]
     NoSuchThread,
@@ -129,87 +126,8 @@ impl ThreadStoreError {
 
 pub type StoreResult<T> = Result<T, ThreadStoreError>;
 
-/// The thread store interface (the reference's `chatkit.store.Store`, owner-scoped).
-pub trait Store: Send + Sync {
-    /// The owner's thread, or `None`.
-    fn load_thread(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ThreadRecord>>> + Send;
-    /// Inserts or updates (title, status, metadata, updated_at) the owner's thread. Updating a
-    /// thread id owned by someone else changes nothing and fails with `NoSuchThread`.
-    fn save_thread(
-        &self,
-        owner: &str,
-        thread: &ThreadRecord,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// One page of the owner's threads by `(created_at, id)`.
-    fn load_threads(
-        &self,
-        owner: &str,
-        page: &PageQuery,
-    ) -> impl Future<Output = StoreResult<Page<ThreadRecord>>> + Send;
-    /// Deletes the thread and its items; false when there was none.
-    fn delete_thread(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Inserts or replaces an item of the owner's thread (`NoSuchThread` otherwise).
-    fn save_item(
-        &self,
-        owner: &str,
-        item: &ThreadItem,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// One item of the owner's thread, or `None`.
-    fn load_item(
-        &self,
-        owner: &str,
-        thread_id: &str,
-        item_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ThreadItem>>> + Send;
-    /// One page of items of the owner's thread by `(created_at, id)`.
-    fn load_items(
-        &self,
-        owner: &str,
-        thread_id: &str,
-        page: &PageQuery,
-        hidden: Hidden,
-    ) -> impl Future<Output = StoreResult<Page<ThreadItem>>> + Send;
-    /// Deletes one item; false when there was none.
-    fn delete_item(
-        &self,
-        owner: &str,
-        thread_id: &str,
-        item_id: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Deletes every item after `item` in `(created_at, id)` order; the deleted items, oldest
-    /// first.
-    fn delete_items_after(
-        &self,
-        owner: &str,
-        item: &ThreadItem,
-    ) -> impl Future<Output = StoreResult<Vec<ThreadItem>>> + Send;
-    /// Inserts or replaces attachment metadata.
-    fn save_attachment(
-        &self,
-        owner: &str,
-        attachment: &AttachmentRecord,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn load_attachment(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<Option<AttachmentRecord>>> + Send;
-    fn delete_attachment(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-}
-
-/// The store of this process: one implementation per backend, latency recorded per operation.
+/// The store of this process (the reference's `chatkit.store.Store`, owner-scoped): the one
+/// query body on the configured backend, latency recorded per operation.
 #[derive(Debug, Clone)]
 pub struct ThreadStore {
     backend: Backend,
@@ -218,16 +136,16 @@ pub struct ThreadStore {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Postgres(PgStore),
-    Sqlite(SqliteStore),
+    Postgres(SqlStore<Postgres>),
+    Sqlite(SqlStore<Sqlite>),
 }
 
 impl ThreadStore {
     /// The store on the app's database; latency goes to `metrics` (shared with `/metrics`).
     pub fn new(db: &Database, metrics: &StoreMetrics) -> Self {
         let backend = match db {
-            Database::Postgres(p) => Backend::Postgres(PgStore::new(p.clone())),
-            Database::Sqlite(p) => Backend::Sqlite(SqliteStore::new(p.clone())),
+            Database::Postgres(p) => Backend::Postgres(SqlStore::new(p.clone())),
+            Database::Sqlite(p) => Backend::Sqlite(SqlStore::new(p.clone())),
         };
         let metrics = std::sync::Arc::new(StoreMetrics {
             duration: metrics.duration.clone(),
@@ -264,23 +182,39 @@ macro_rules! dispatch {
     };
 }
 
-impl Store for ThreadStore {
-    async fn load_thread(&self, owner: &str, id: &str) -> StoreResult<Option<ThreadRecord>> {
+impl ThreadStore {
+    /// The owner's thread, or `None`.
+    pub async fn load_thread(&self, owner: &str, id: &str) -> StoreResult<Option<ThreadRecord>> {
         dispatch!(self, "load_thread", s => s.load_thread(owner, id))
     }
-    async fn save_thread(&self, owner: &str, thread: &ThreadRecord) -> StoreResult<()> {
+
+    /// Inserts or updates (title, status, metadata, updated_at) the owner's thread. Updating a
+    /// thread id owned by someone else changes nothing and fails with `NoSuchThread`.
+    pub async fn save_thread(&self, owner: &str, thread: &ThreadRecord) -> StoreResult<()> {
         dispatch!(self, "save_thread", s => s.save_thread(owner, thread))
     }
-    async fn load_threads(&self, owner: &str, page: &PageQuery) -> StoreResult<Page<ThreadRecord>> {
+
+    /// One page of the owner's threads by `(created_at, id)`.
+    pub async fn load_threads(
+        &self,
+        owner: &str,
+        page: &PageQuery,
+    ) -> StoreResult<Page<ThreadRecord>> {
         dispatch!(self, "load_threads", s => s.load_threads(owner, page))
     }
-    async fn delete_thread(&self, owner: &str, id: &str) -> StoreResult<bool> {
+
+    /// Deletes the thread and its items; false when there was none.
+    pub async fn delete_thread(&self, owner: &str, id: &str) -> StoreResult<bool> {
         dispatch!(self, "delete_thread", s => s.delete_thread(owner, id))
     }
-    async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
+
+    /// Inserts or replaces an item of the owner's thread (`NoSuchThread` otherwise).
+    pub async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
         dispatch!(self, "save_item", s => s.save_item(owner, item))
     }
-    async fn load_item(
+
+    /// One item of the owner's thread, or `None`.
+    pub async fn load_item(
         &self,
         owner: &str,
         thread_id: &str,
@@ -288,7 +222,9 @@ impl Store for ThreadStore {
     ) -> StoreResult<Option<ThreadItem>> {
         dispatch!(self, "load_item", s => s.load_item(owner, thread_id, item_id))
     }
-    async fn load_items(
+
+    /// One page of items of the owner's thread by `(created_at, id)`.
+    pub async fn load_items(
         &self,
         owner: &str,
         thread_id: &str,
@@ -297,51 +233,45 @@ impl Store for ThreadStore {
     ) -> StoreResult<Page<ThreadItem>> {
         dispatch!(self, "load_items", s => s.load_items(owner, thread_id, page, hidden))
     }
-    async fn delete_item(&self, owner: &str, thread_id: &str, item_id: &str) -> StoreResult<bool> {
+
+    /// Deletes one item; false when there was none.
+    pub async fn delete_item(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> StoreResult<bool> {
         dispatch!(self, "delete_item", s => s.delete_item(owner, thread_id, item_id))
     }
-    async fn delete_items_after(
+
+    /// Deletes every item after `item` in `(created_at, id)` order; the deleted items, oldest
+    /// first.
+    pub async fn delete_items_after(
         &self,
         owner: &str,
         item: &ThreadItem,
     ) -> StoreResult<Vec<ThreadItem>> {
         dispatch!(self, "delete_items_after", s => s.delete_items_after(owner, item))
     }
-    async fn save_attachment(&self, owner: &str, attachment: &AttachmentRecord) -> StoreResult<()> {
+
+    /// Inserts or replaces attachment metadata.
+    pub async fn save_attachment(
+        &self,
+        owner: &str,
+        attachment: &AttachmentRecord,
+    ) -> StoreResult<()> {
         dispatch!(self, "save_attachment", s => s.save_attachment(owner, attachment))
     }
-    async fn load_attachment(
+
+    pub async fn load_attachment(
         &self,
         owner: &str,
         id: &str,
     ) -> StoreResult<Option<AttachmentRecord>> {
         dispatch!(self, "load_attachment", s => s.load_attachment(owner, id))
     }
-    async fn delete_attachment(&self, owner: &str, id: &str) -> StoreResult<bool> {
+
+    pub async fn delete_attachment(&self, owner: &str, id: &str) -> StoreResult<bool> {
         dispatch!(self, "delete_attachment", s => s.delete_attachment(owner, id))
-    }
-}
-
-/// Turns `limit + 1` fetched rows into a page: `has_more` and the `after` cursor.
-fn paginate<T>(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> &str) -> Page<T> {
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let after = if has_more {
-        rows.last().map(|r| id_of(r).to_owned())
-    } else {
-        None
-    };
-    Page {
-        data: rows,
-        has_more,
-        after,
-    }
-}
-
-/// SQL fragments for an order: the comparison that resumes after the cursor and the direction.
-fn order_sql(order: Order) -> (&'static str, &'static str) {
-    match order {
-        Order::Asc => (">", "ASC"),
-        Order::Desc => ("<", "DESC"),
     }
 }
