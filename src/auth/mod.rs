@@ -57,42 +57,42 @@ pub struct AuthSettings {
 pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "JWKS_URL",
-        "{SSO_URL}/api/auth/jwks",
+        "`{SSO_URL}/api/auth/jwks`",
         "JSON Web Key Set that signs the SSO's JWTs (RS256, ES256 or EdDSA keys).",
     ),
     SettingDoc::new(
         "USERINFO_URL",
-        "{SSO_URL}/api/auth/oauth2/userinfo",
+        "`{SSO_URL}/api/auth/oauth2/userinfo`",
         "OIDC userinfo endpoint that verifies opaque (non-JWT) bearer tokens.",
     ),
     SettingDoc::new(
         "JWT_ISSUER",
-        "(unset: not checked)",
+        "unset: not checked",
         "Required `iss` of JWTs.",
     ),
     SettingDoc::new(
         "JWT_AUDIENCE",
-        "(unset: not checked)",
+        "unset: not checked",
         "Comma-separated accepted `aud` values of JWTs.",
     ),
     SettingDoc::new(
         "JWT_LEEWAY_SECS",
-        "60",
-        "Clock skew allowed on `exp`/`nbf`; at most 60.",
+        "`60`",
+        "Clock skew allowed on `exp`/`nbf`; more than 60 is refused.",
     ),
     SettingDoc::new(
         "JWKS_CACHE_TTL_SECS",
-        "3600",
+        "`3600`",
         "How long fetched keys are fresh; a failed refresh keeps the old keys.",
     ),
     SettingDoc::new(
         "USERINFO_CACHE_SECS",
-        "60",
+        "`60`",
         "How long a verified opaque token is remembered (0 = ask the SSO every time).",
     ),
     SettingDoc::new(
         "DEV_USER_ID",
-        "dev-user-123",
+        "`dev-user-123`",
         "Dev mode only: the user of requests that send neither a token nor `X-User-ID`.",
     ),
 ];

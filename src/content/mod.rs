@@ -57,63 +57,63 @@ pub struct ContentSettings {
 pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "GITHUB_REPO",
-        "(unset: local CONTENT_DIR)",
+        "unset: local `CONTENT_DIR`",
         "`owner/name` of the repository holding the lessons.",
     ),
     SettingDoc::new(
         "GITHUB_BRANCH",
-        "main",
+        "`main`",
         "Branch the lessons are read from; pushes to it invalidate the cache.",
     ),
     SettingDoc::new(
         "GITHUB_DOCS_PATH",
-        "apps/learn-app/docs",
+        "`apps/learn-app/docs`",
         "Folder of the lessons inside the repository.",
     ),
     SettingDoc::new(
         "GITHUB_RAW_BASE_URL",
-        "https://raw.githubusercontent.com",
+        "`https://raw.githubusercontent.com`",
         "Base URL of raw files: `{base}/{repo}/{branch}/{docs_path}/{lesson}{ext}`.",
     ),
     SettingDoc::new(
         "GITHUB_API_BASE_URL",
-        "https://api.github.com",
-        "GitHub API base URL (git trees API, used by `warm-cache` to list lessons).",
+        "`https://api.github.com`",
+        "GitHub API (git trees), used by `warm-cache` to list lessons.",
     ),
     SettingDoc::new(
         "GITHUB_TOKEN",
-        "(unset)",
+        "unset",
         "Token sent as `Authorization: token …` to GitHub.",
     ),
     SettingDoc::new(
         "GITHUB_WEBHOOK_SECRET",
-        "(unset: /webhooks/github disabled)",
+        "unset: `/webhooks/github` disabled",
         "Secret of the GitHub push webhook (`X-Hub-Signature-256`).",
     ),
     SettingDoc::new(
         "CONTENT_DIR",
-        "./sample-book",
+        "`./sample-book`",
         "Folder of lessons used when `GITHUB_REPO` is unset.",
     ),
     SettingDoc::new(
         "CONTENT_CACHE_TTL",
-        "86400",
+        "`86400`",
         "Seconds a loaded lesson stays cached (in-process copies at most 300 s when Redis is shared).",
     ),
     SettingDoc::new(
         "CONTENT_NEGATIVE_TTL",
-        "300",
+        "`300`",
         "Seconds a lesson that does not exist is remembered as missing.",
     ),
     SettingDoc::new(
         "CONTENT_L1_MAX_BYTES",
-        "67108864",
+        "`67108864`",
         "Size bound of the in-process lesson cache, in bytes.",
     ),
     SettingDoc::new(
         "CONTENT_FETCH_TIMEOUT_SECS",
-        "10",
-        "Deadline of one request to the lesson origin (connect deadline: 3 s).",
+        "`10`",
+        "Deadline of one request to the lesson origin (connect deadline 3 s).",
     ),
 ];
 

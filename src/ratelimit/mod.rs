@@ -70,17 +70,17 @@ impl Default for RateLimitSettings {
 pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "RATE_LIMIT_CHAT",
-        "20/minute",
+        "`20/minute`",
         "Per-user limit of new chat turns (`threads.create`, `add_user_message`, `retry_after_item`); e.g. `20/minute,200/day`.",
     ),
     SettingDoc::new(
         "RATE_LIMIT_ANON",
-        "120/minute",
+        "`120/minute`",
         "Per-client-IP limit of unauthenticated endpoints (suggestions).",
     ),
     SettingDoc::new(
         "TRUSTED_PROXIES",
-        "(unset: X-Forwarded-For ignored)",
+        "unset: `X-Forwarded-For` ignored",
         "Comma-separated IPs/CIDRs of reverse proxies whose `X-Forwarded-For` is believed.",
     ),
 ];

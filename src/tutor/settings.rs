@@ -80,72 +80,72 @@ impl Default for TutorSettings {
 pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "OPENAI_API_KEY",
-        "(unset: offline tutor)",
+        "unset: **offline tutor**",
         "Key of the model API. Unset = the built-in offline tutor (no model). Servers that need no key (Ollama) take any value.",
     ),
     SettingDoc::new(
         "OPENAI_BASE_URL",
-        "https://api.openai.com/v1",
+        "`https://api.openai.com/v1`",
         "Base URL of an OpenAI-compatible API (OpenAI, Ollama, vLLM, DeepSeek, …).",
     ),
     SettingDoc::new(
         "MODEL_API",
-        "responses",
-        "`responses` (POST /responses) or `chat_completions` (POST /chat/completions).",
+        "`responses`",
+        "`responses` (`POST /responses`) or `chat_completions` (`POST /chat/completions`).",
     ),
     SettingDoc::new(
         "STUDY_MODE_MODEL",
-        "gpt-4.1-mini",
+        "`gpt-4.1-mini`",
         "Model name sent upstream.",
     ),
     SettingDoc::new(
         "MODEL_CONNECT_TIMEOUT_SECS",
-        "10",
-        "TCP/TLS connect timeout of the model client (fractions allowed).",
+        "`10`",
+        "TCP/TLS connect timeout of the model client (fractions allowed, as in all `MODEL_*_SECS`).",
     ),
     SettingDoc::new(
         "MODEL_FIRST_TOKEN_TIMEOUT_SECS",
-        "30",
+        "`30`",
         "Longest wait from sending a request to the first text token.",
     ),
     SettingDoc::new(
         "MODEL_IDLE_TIMEOUT_SECS",
-        "30",
+        "`30`",
         "Longest gap between two chunks of a streaming reply.",
     ),
     SettingDoc::new(
         "MODEL_TOTAL_TIMEOUT_SECS",
-        "180",
+        "`180`",
         "Longest a whole reply may take, retries included.",
     ),
     SettingDoc::new(
         "MODEL_MAX_RETRIES",
-        "2",
+        "`2`",
         "Retries (with backoff) on 429, 5xx or connection failure, only before the first token.",
     ),
     SettingDoc::new(
         "MODEL_RETRY_BACKOFF_MS",
-        "500",
+        "`500`",
         "First retry delay, doubled at each retry (a `Retry-After` of up to 10 s wins).",
     ),
     SettingDoc::new(
         "TEACH_CONTEXT_CHARS",
-        "8000",
+        "`8000`",
         "Lesson text given to the tutor in teach mode (cut on a section boundary).",
     ),
     SettingDoc::new(
         "ASK_CONTEXT_CHARS",
-        "6000",
+        "`6000`",
         "Lesson text given to the tutor in ask mode.",
     ),
     SettingDoc::new(
         "QUIZ_CONTEXT_CHARS",
-        "8000",
+        "`8000`",
         "Lesson text given to the tutor in quiz mode.",
     ),
     SettingDoc::new(
         "HISTORY_ITEMS",
-        "30",
+        "`30`",
         "Past thread items given to the tutor as conversation.",
     ),
 ];
