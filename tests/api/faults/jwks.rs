@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::load::{Client, Load, of_type, post_chatkit};
-use crate::auth_sso::{FakeSso, Key, claims};
-use crate::chatkit_client::input;
-use crate::content::metric;
-use crate::helpers::{Backend, spawn_app_with, unique};
+use crate::support::app::{Backend, metric, spawn_app_with, unique};
+use crate::support::chatkit_client::input;
+use crate::support::sso::{FakeSso, Key, claims};
 
 const CLIENTS: usize = 20;
 const JWKS_TTL: Duration = Duration::from_secs(1);
