@@ -83,7 +83,7 @@ impl App {
     }
 
     /// As [`App::new`], with replies from `responder` (tests use the deterministic
-    /// [`crate::chatkit::EchoResponder`] and slow or failing responders).
+    /// echo responder and slow or failing responders).
     pub async fn with_responder(
         settings: Settings,
         responder: Arc<dyn Responder>,

@@ -3,7 +3,7 @@
 //!
 //! Owns: the wire format of `POST /chatkit`, item ids, persistence order and event order.
 //! Must not know how replies are produced (see [`crate::tutor::turn`]): the service uses the
-//! tutor; the deterministic [`EchoResponder`] serves the protocol tests.
+//! tutor; the protocol tests use a deterministic echo responder of their own.
 //! Protocol notes and every divergence from the reference: `docs/PROTOCOL.md`.
 
 // `ApiError` (the edge's one error type, owned by `crate::error`) is 176 bytes; it is built
@@ -11,7 +11,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod context;
-pub mod echo;
 mod history;
 pub mod ids;
 mod json;
@@ -34,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::{RawContext, RequestContext};
-pub use echo::EchoResponder;
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
 pub use store::{Store, ThreadStore};

@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use sqlx::Connection;
 use study_mode_api::app::{AppState, Application};
-use study_mode_api::chatkit::EchoResponder;
 use study_mode_api::config::{Env, Settings};
 use study_mode_api::tutor::turn::Responder;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use super::echo::EchoResponder;
 
 /// Which set of backends an app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

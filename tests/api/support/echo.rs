@@ -1,5 +1,5 @@
-//! The deterministic responder used until the tutor issue lands (and by the conformance
-//! tests, whose Python twin in `tests/conformance/oracle.py` must produce the same output).
+//! The deterministic responder of the protocol tests (the conformance tests' Python twin in
+//! `tests/conformance/oracle.py` must produce the same output).
 //!
 //! Reply: two content parts — an echo of the message (or a greeting for a start trigger) and a
 //! fixed follow-up question — each streamed word by word (`split_inclusive(' ')`). On the
@@ -7,7 +7,7 @@
 
 use futures::stream;
 
-use crate::tutor::turn::{Responder, TurnEvent, TurnRequest, TurnStream};
+use study_mode_api::tutor::turn::{Responder, TurnEvent, TurnRequest, TurnStream};
 
 /// Words of the message that make the title.
 const TITLE_WORDS: usize = 6;
@@ -73,7 +73,6 @@ impl Responder for EchoResponder {
     }
 }
 
-#[cfg(test)]
 mod tests {
     use super::*;
 
