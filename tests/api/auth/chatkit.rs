@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::app::{Backend, TestApp, spawn_app_with, unique};
+use crate::support::app::{Backend, TestApp, spawn_echo_app_with, unique};
 use crate::support::chatkit_client::{Chat, input};
 use crate::support::sso::{FakeSso, Key, claims};
 
@@ -20,7 +20,7 @@ fn chat_as(app: &TestApp, token: &str, claimed_user: &str) -> Chat {
 async fn verified_users_see_only_their_own_threads_whatever_x_user_id_says() {
     let key = rsa();
     let sso = FakeSso::start(&[&key]).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Production,
         &[("SSO_URL", sso.url.as_str()), ("DEV_MODE", "false")],
     )
@@ -58,7 +58,7 @@ async fn verified_users_see_only_their_own_threads_whatever_x_user_id_says() {
 async fn a_missing_or_forged_token_is_401_before_any_stream() {
     let key = rsa();
     let sso = FakeSso::start(&[&key]).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[("SSO_URL", sso.url.as_str()), ("DEV_MODE", "false")],
     )

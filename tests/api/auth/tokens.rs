@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use study_mode_api::auth::CurrentUser;
 use study_mode_api::error::ApiError;
 
-use crate::support::app::{Backend, TestApp, spawn_app_with, unique};
+use crate::support::app::{Backend, TestApp, spawn_echo_app_with, unique};
 use crate::support::sso::{FakeSso, Key, b64, claims, fixture, now, sign_raw};
 
 fn rsa() -> Key {
@@ -39,7 +39,7 @@ fn bearer(token: &str) -> Parts {
 async fn app_for(sso: &FakeSso, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![("SSO_URL", sso.url.as_str()), ("DEV_MODE", "false")];
     vars.extend_from_slice(extra);
-    spawn_app_with(Backend::Embedded, &vars).await
+    spawn_echo_app_with(Backend::Embedded, &vars).await
 }
 
 async fn auth(app: &TestApp, token: &str) -> Result<CurrentUser, ApiError> {
@@ -313,7 +313,7 @@ async fn when_the_sso_fails_after_the_keys_expire_the_cached_keys_keep_working()
 #[tokio::test]
 async fn with_no_keys_and_the_sso_unreachable_the_answer_is_503_naming_the_cause() {
     let rsa = rsa();
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[("SSO_URL", "http://127.0.0.1:1"), ("DEV_MODE", "false")],
     )
@@ -379,7 +379,7 @@ async fn without_dev_mode_a_token_is_required_and_x_user_id_is_ignored() {
 
 #[tokio::test]
 async fn dev_mode_takes_the_user_from_x_user_id_or_the_configured_dev_user() {
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[("DEV_MODE", "true"), ("DEV_USER_ID", "dev-7")],
     )
@@ -420,7 +420,7 @@ async fn dev_mode_takes_the_user_from_x_user_id_or_the_configured_dev_user() {
 async fn dev_mode_with_an_sso_still_verifies_tokens_that_are_sent() {
     let rsa = rsa();
     let sso = FakeSso::start(&[&rsa]).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[("SSO_URL", &sso.url), ("DEV_MODE", "true")],
     )

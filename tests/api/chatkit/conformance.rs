@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app, unique};
+use crate::support::app::{Backend, spawn_echo_app, unique};
 use crate::support::chatkit_client::{Chat, assert_conforms, oracle_problems};
 
 per_backend! {
@@ -67,7 +67,7 @@ fn learn(symbols: &mut HashMap<String, String>, answer: &Value) {
 }
 
 async fn differential(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let chat = Chat::new(&app.address, &unique("differential"));
     let steps = scenario();
     let mut symbols = HashMap::new();

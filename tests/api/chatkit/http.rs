@@ -7,7 +7,7 @@ use study_mode_api::chatkit::types::ThreadItem;
 use study_mode_api::chatkit::{Store, ids};
 
 use crate::per_backend;
-use crate::support::app::{Backend, TestApp, spawn_app, spawn_app_with, unique};
+use crate::support::app::{Backend, TestApp, spawn_echo_app, spawn_echo_app_with, unique};
 use crate::support::chatkit_client::{Chat, assert_conforms, input, of_type};
 
 per_backend! {
@@ -89,7 +89,7 @@ fn with_reply(prefix: &[&str], suffix: &[&str]) -> Vec<String> {
 }
 
 async fn create_order(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, answer) = c.create("What is a closure in Rust exactly?").await;
     assert_eq!(answer.header("content-type"), Some("text/event-stream"));
@@ -148,7 +148,7 @@ async fn create_order(backend: Backend) {
 }
 
 async fn add_message_order(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("first").await;
     let answer = c.say(&thread_id, "second question").await;
@@ -174,7 +174,7 @@ async fn add_message_order(backend: Backend) {
 }
 
 async fn start_trigger(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app).with_query("lesson_path=01-Part/02-Chapter/03-lesson&mode=teach");
     let (thread_id, answer) = c.create("__START_TEACHING__").await;
     let events = answer.events();
@@ -207,7 +207,7 @@ async fn start_trigger(backend: Backend) {
 }
 
 async fn get_by_id(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("hello there").await;
     c.say(&thread_id, "again").await;
@@ -228,7 +228,7 @@ async fn get_by_id(backend: Backend) {
 }
 
 async fn threads_list(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let mut created = Vec::new();
     for text in ["one", "two", "three"] {
@@ -270,7 +270,7 @@ async fn threads_list(backend: Backend) {
 }
 
 async fn threads_update(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("hi").await;
     let a = c
@@ -290,7 +290,7 @@ async fn threads_update(backend: Backend) {
 }
 
 async fn threads_delete(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("bye").await;
     let a = c
@@ -312,7 +312,7 @@ async fn threads_delete(backend: Backend) {
 }
 
 async fn items_list(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("a").await;
     c.say(&thread_id, "b").await;
@@ -350,7 +350,7 @@ async fn items_list(backend: Backend) {
 }
 
 async fn feedback(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, answer) = c.create("rate me").await;
     let reply_id = of_type(&answer.events(), "thread.item.done")[1]["item"]["id"].clone();
@@ -376,7 +376,7 @@ async fn feedback(backend: Backend) {
 }
 
 async fn retry(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, first) = c.create("first question").await;
     let events = first.events();
@@ -450,7 +450,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 }
 
 async fn tool_output(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("use a tool").await;
     let none = c
@@ -490,7 +490,7 @@ async fn tool_output(backend: Backend) {
 }
 
 async fn structured_input(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("quiz me").await;
     let item = merge(
@@ -528,7 +528,7 @@ async fn structured_input(backend: Backend) {
 }
 
 async fn custom_action(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, answer) = c.create("act").await;
     let user_item = answer.events()[1]["item"]["id"].clone();
@@ -591,7 +591,7 @@ async fn custom_action(backend: Backend) {
 }
 
 async fn unsupported_json(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     for body in [
         req(
@@ -625,7 +625,7 @@ async fn unsupported_json(backend: Backend) {
 }
 
 async fn not_found(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let c = chat(&app);
     let (thread_id, _) = c.create("exists").await;
     let missing = "thr_0000000000000000";
@@ -689,7 +689,7 @@ async fn not_found(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_400_naming_the_field_and_the_reference_rejects_them_too() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let c = chat(&app);
     let cases = [
         ("{not json", "body is not valid JSON"),
@@ -748,7 +748,7 @@ async fn malformed_bodies_are_400_naming_the_field_and_the_reference_rejects_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_extra_fields_are_ignored_as_the_reference_does() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let c = chat(&app);
     let a = c
         .send(json!({"type": "threads.list", "params": {"limit": 5, "surprise": true}, "metadata": {"k": "v"}, "extra": 1}))
@@ -765,7 +765,7 @@ async fn unknown_extra_fields_are_ignored_as_the_reference_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_without_a_token_is_401_outside_dev_mode() {
-    let app = spawn_app_with(Backend::Embedded, &[("DEV_MODE", "false")]).await;
+    let app = spawn_echo_app_with(Backend::Embedded, &[("DEV_MODE", "false")]).await;
     let resp = app
         .client
         .post(app.url("/chatkit"))
@@ -778,7 +778,7 @@ async fn a_request_without_a_token_is_401_outside_dev_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_lesson_path_is_400() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let c = chat(&app).with_query("lesson_path=../etc/passwd");
     let a = c
         .send(req("threads.create", json!({"input": input("hi")})))

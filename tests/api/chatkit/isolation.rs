@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app, unique};
+use crate::support::app::{Backend, spawn_echo_app, unique};
 use crate::support::chatkit_client::{Answer, Chat, input, of_type};
 
 per_backend! {
@@ -85,7 +85,7 @@ fn observable(a: &Answer) -> (u16, String, String) {
 }
 
 async fn isolation(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let alice = Chat::new(&app.address, &unique("alice"));
     let bob = Chat::new(&app.address, &unique("bob"));
     let (thread, answer) = alice.create("my private notes").await;

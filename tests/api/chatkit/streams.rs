@@ -16,10 +16,8 @@ use study_mode_api::chatkit::{Store, ids};
 use study_mode_api::tutor::turn::{Responder, Role, TurnError, TurnEvent, TurnRequest, TurnStream};
 
 use crate::per_backend;
-use crate::support::app::{Backend, unique};
-use crate::support::chatkit_client::{
-    ChatApp, assert_conforms, input, of_type, parse_sse, spawn_chat_app,
-};
+use crate::support::app::{Backend, spawn_app_with_responder, unique};
+use crate::support::chatkit_client::{ChatApp, assert_conforms, input, of_type, parse_sse};
 
 per_backend! {
     a_client_disconnect_saves_the_partial_reply_and_a_cancellation_note_and_drops_the_responder => disconnect;
@@ -187,7 +185,7 @@ fn assistant_text(item: &ThreadItem) -> String {
 
 async fn disconnect(backend: Backend) {
     let (responder, dropped) = slow(40, None);
-    let app = spawn_chat_app(backend, responder, &[]).await;
+    let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("leaver");
     let mut live = Live::open(&app, &user, create("tell me everything")).await;
     let thread = live.until_deltas(3).await;
@@ -219,7 +217,7 @@ async fn disconnect(backend: Backend) {
 
 async fn shutdown(backend: Backend) {
     let (responder, dropped) = slow(40, None);
-    let app = spawn_chat_app(backend, responder, &[]).await;
+    let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("student");
     let mut live = Live::open(&app, &user, create("long answer please")).await;
     let thread = live.until_deltas(2).await;
@@ -242,7 +240,7 @@ async fn shutdown(backend: Backend) {
 
 async fn durability(backend: Backend) {
     let (responder, _) = slow(100, Some(4));
-    let app = spawn_chat_app(backend, responder, &[]).await;
+    let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("student");
     let store = app.state.chatkit.store.clone();
     let mut live = Live::open(&app, &user, create("remember me")).await;
@@ -294,7 +292,7 @@ impl Responder for Failing {
 }
 
 async fn failing(backend: Backend) {
-    let app = spawn_chat_app(backend, Arc::new(Failing { after_delta: true }), &[]).await;
+    let app = spawn_app_with_responder(backend, &[], Arc::new(Failing { after_delta: true })).await;
     let c = app.chat(&unique("student"));
     let (thread, answer) = c.create("question").await;
     let events = answer.events();
@@ -314,7 +312,8 @@ async fn failing(backend: Backend) {
         "the partial reply is kept"
     );
 
-    let app = spawn_chat_app(backend, Arc::new(Failing { after_delta: false }), &[]).await;
+    let app =
+        spawn_app_with_responder(backend, &[], Arc::new(Failing { after_delta: false })).await;
     let c = app.chat(&unique("student"));
     let (thread, answer) = c.create("question").await;
     let types = answer.types();
@@ -355,7 +354,7 @@ impl Responder for Capture {
 
 async fn context(backend: Backend) {
     let capture = Arc::new(Capture::default());
-    let app = spawn_chat_app(backend, capture.clone(), &[]).await;
+    let app = spawn_app_with_responder(backend, &[], capture.clone()).await;
     let user = unique("student");
     let c = app
         .chat(&user)
@@ -438,7 +437,7 @@ async fn context(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_streams_events_and_store_operations() {
-    let app = crate::support::app::spawn_app(Backend::Embedded).await;
+    let app = crate::support::app::spawn_echo_app(Backend::Embedded).await;
     let c = crate::support::chatkit_client::Chat::new(&app.address, &unique("student"));
     c.create("count me").await;
     let text = app.get("/metrics").await.text().await.expect("metrics");
@@ -454,7 +453,8 @@ async fn metrics_count_streams_events_and_store_operations() {
 
 async fn graceful_stop(backend: Backend) {
     let (responder, dropped) = slow(40, None);
-    let mut app = spawn_chat_app(backend, responder, &[("SHUTDOWN_TIMEOUT_SECS", "1")]).await;
+    let mut app =
+        spawn_app_with_responder(backend, &[("SHUTDOWN_TIMEOUT_SECS", "1")], responder).await;
     let user = unique("student");
     let mut live = Live::open(&app, &user, create("keep talking")).await;
     let thread = live.until_deltas(2).await;
@@ -495,7 +495,7 @@ async fn graceful_stop(backend: Backend) {
 async fn silent_disconnect(backend: Backend) {
     // The first delta would come after 3 s; the client leaves before it.
     let (responder, dropped) = slow(3000, None);
-    let app = spawn_chat_app(backend, responder, &[]).await;
+    let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("leaver");
     let mut live = Live::open(&app, &user, create("slow model")).await;
     let mut thread = String::new();
@@ -526,7 +526,7 @@ async fn silent_disconnect(backend: Backend) {
 async fn keepalive(backend: Backend) {
     // The first delta comes after 2.6 s; with a 1 s keep-alive, two comments come before it.
     let (responder, _) = slow(2600, Some(2));
-    let app = spawn_chat_app(backend, responder, &[("SSE_KEEPALIVE_SECS", "1")]).await;
+    let app = spawn_app_with_responder(backend, &[("SSE_KEEPALIVE_SECS", "1")], responder).await;
     let mut live = Live::open(&app, &unique("patient"), create("slow model")).await;
     let mut events = Vec::new();
     while let Some(e) = live.next().await {
@@ -569,7 +569,7 @@ fn rss_kib() -> u64 {
 async fn measure_memory_per_open_stream() {
     const STREAMS: usize = 500;
     let (responder, _) = slow(600_000, None);
-    let app = spawn_chat_app(Backend::Embedded, responder, &[]).await;
+    let app = spawn_app_with_responder(Backend::Embedded, &[], responder).await;
     let port = app.address.rsplit(':').next().expect("port").to_owned();
     let warm = open_raw_streams(&port, 20).await; // allocator, pools, first-use costs
     tokio::time::sleep(Duration::from_millis(500)).await;

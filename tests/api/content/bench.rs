@@ -25,7 +25,7 @@ async fn measure_content_single_flight_and_uncached_latency() {
     fake.set_delay(Duration::from_millis(100));
     for backend in [Backend::Embedded, Backend::Production] {
         let lifted = [("RATE_LIMIT_ANON", "1000000/minute")];
-        let app = Arc::new(fake.spawn_app(backend, &lifted).await);
+        let app = Arc::new(fake.spawn_echo_app(backend, &lifted).await);
         let before = fake.raw_requests();
         let url = app.url("/chatkit/suggestions?lesson_path=01-a/000-l");
         let started = Instant::now();

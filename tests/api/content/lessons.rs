@@ -7,7 +7,7 @@ use std::time::Duration;
 use study_mode_api::content::LessonPath;
 
 use crate::per_backend;
-use crate::support::app::{Backend, metric, spawn_app, spawn_app_with};
+use crate::support::app::{Backend, metric, spawn_echo_app, spawn_echo_app_with};
 use crate::support::github::{FakeGitHub, LESSON, TOKEN};
 
 fn path(p: &str) -> LessonPath {
@@ -31,7 +31,7 @@ async fn extension_order(backend: Backend) {
         ("01-a/03-c/README.md", LESSON),
     ])
     .await;
-    let app = fake.spawn_app(backend, &[]).await;
+    let app = fake.spawn_echo_app(backend, &[]).await;
     let lesson = app
         .state
         .content
@@ -56,7 +56,7 @@ async fn extension_order(backend: Backend) {
 
 async fn explicit_extension(backend: Backend) {
     let fake = FakeGitHub::start(&[("01-a/02-b.mdx", LESSON)]).await;
-    let app = fake.spawn_app(backend, &[]).await;
+    let app = fake.spawn_echo_app(backend, &[]).await;
     let lesson = app
         .state
         .content
@@ -70,7 +70,7 @@ async fn explicit_extension(backend: Backend) {
 
 async fn token_header(backend: Backend) {
     let fake = FakeGitHub::start(&[]).await;
-    let app = fake.spawn_app(backend, &[]).await;
+    let app = fake.spawn_echo_app(backend, &[]).await;
     let lesson = app
         .state
         .content
@@ -93,7 +93,7 @@ async fn single_flight(backend: Backend) {
     fake.set_delay(Duration::from_millis(300));
     // 200 requests from one client IP: lift the anonymous per-IP limit out of the way.
     let app = Arc::new(
-        fake.spawn_app(backend, &[("RATE_LIMIT_ANON", "100000/minute")])
+        fake.spawn_echo_app(backend, &[("RATE_LIMIT_ANON", "100000/minute")])
             .await,
     );
     let url = app.url("/chatkit/suggestions?lesson_path=01-a/02-loops");
@@ -131,7 +131,7 @@ async fn single_flight(backend: Backend) {
 async fn negative_ttl(backend: Backend) {
     let fake = FakeGitHub::start(&[]).await;
     let app = fake
-        .spawn_app(backend, &[("CONTENT_NEGATIVE_TTL", "1")])
+        .spawn_echo_app(backend, &[("CONTENT_NEGATIVE_TTL", "1")])
         .await;
     let p = path("01-a/later");
     assert!(app.state.content.lesson(&p).await.expect("ok").is_none());
@@ -150,7 +150,9 @@ async fn negative_ttl(backend: Backend) {
 
 async fn stale_on_failure(backend: Backend) {
     let fake = FakeGitHub::start(&[("01-a/02-b.md", LESSON)]).await;
-    let app = fake.spawn_app(backend, &[("CONTENT_CACHE_TTL", "1")]).await;
+    let app = fake
+        .spawn_echo_app(backend, &[("CONTENT_CACHE_TTL", "1")])
+        .await;
     let p = path("01-a/02-b");
     assert!(app.state.content.lesson(&p).await.expect("ok").is_some());
     fake.set_failing(true);
@@ -178,7 +180,7 @@ async fn stale_on_failure(backend: Backend) {
 async fn failure_without_copy(backend: Backend) {
     let fake = FakeGitHub::start(&[("01-a/02-b.md", LESSON)]).await;
     fake.set_failing(true);
-    let app = fake.spawn_app(backend, &[]).await;
+    let app = fake.spawn_echo_app(backend, &[]).await;
     let result = app.state.content.lesson(&path("01-a/02-b")).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(fake.raw_requests(), 1, "a 500 stops the extension chain");
@@ -195,7 +197,7 @@ async fn failure_without_copy(backend: Backend) {
 }
 
 async fn local_sample_book(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let content = &app.state.content;
     let mdx = content
         .lesson(&path(
@@ -247,7 +249,7 @@ async fn local_sample_book(backend: Backend) {
 #[tokio::test]
 async fn with_redis_down_lessons_are_still_served_from_origin_and_memory() {
     let fake = FakeGitHub::start(&[("01-a/02-b.md", LESSON)]).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &fake.settings(&[("REDIS_URL", "redis://127.0.0.1:1")]),
     )
@@ -270,7 +272,7 @@ async fn with_redis_down_lessons_are_still_served_from_origin_and_memory() {
 #[tokio::test]
 async fn a_second_instance_reads_the_lesson_from_redis_without_fetching() {
     let fake = FakeGitHub::start(&[("01-a/02-b.md", LESSON)]).await;
-    let first = fake.spawn_app(Backend::Production, &[]).await;
+    let first = fake.spawn_echo_app(Backend::Production, &[]).await;
     let prefix = first.redis_prefix.clone().expect("prefix");
     assert!(
         first
@@ -282,7 +284,7 @@ async fn a_second_instance_reads_the_lesson_from_redis_without_fetching() {
             .is_some()
     );
     let second = fake
-        .spawn_app(
+        .spawn_echo_app(
             Backend::Production,
             &[("REDIS_KEY_PREFIX", prefix.as_str())],
         )
@@ -309,7 +311,7 @@ async fn a_second_instance_reads_the_lesson_from_redis_without_fetching() {
 async fn an_origin_timeout_serves_the_last_good_copy() {
     let fake = FakeGitHub::start(&[("01-a/02-b.md", LESSON)]).await;
     let app = fake
-        .spawn_app(
+        .spawn_echo_app(
             Backend::Embedded,
             &[
                 ("CONTENT_CACHE_TTL", "1"),
@@ -342,7 +344,7 @@ async fn a_symlink_inside_the_local_book_cannot_lead_outside_it() {
     std::fs::write(book.path().join("real.md"), "# Real\n").expect("write");
     std::os::unix::fs::symlink(outside.path(), book.path().join("link")).expect("symlink");
     let dir = book.path().to_str().expect("utf-8").to_owned();
-    let app = spawn_app_with(Backend::Embedded, &[("CONTENT_DIR", dir.as_str())]).await;
+    let app = spawn_echo_app_with(Backend::Embedded, &[("CONTENT_DIR", dir.as_str())]).await;
     let real = app.state.content.lesson(&path("real")).await.expect("ok");
     assert_eq!(real.expect("found").title, "Real");
     let secret = app

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app};
+use crate::support::app::{Backend, spawn_echo_app};
 
 const LISTS: &str = "02-working-with-data/01-collections/01-lists";
 
@@ -32,7 +32,7 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 async fn teach(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let body = get_json(&app, &format!("lesson_path={LISTS}&mode=teach")).await;
     assert_eq!(body["lesson"]["path"], LISTS);
     assert_eq!(body["lesson"]["title"], "Lists");
@@ -46,7 +46,7 @@ async fn teach(backend: Backend) {
 }
 
 async fn ask(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let body = get_json(&app, &format!("lesson_path={LISTS}&mode=ask")).await;
     let s = strings(&body);
     assert!((3..=4).contains(&s.len()), "{s:?}");
@@ -57,7 +57,7 @@ async fn ask(backend: Backend) {
 }
 
 async fn missing(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     for query in [
         "lesson_path=01-python-basics/99-missing&mode=teach",
         "mode=ask",
@@ -72,7 +72,7 @@ async fn missing(backend: Backend) {
 }
 
 async fn bad_input(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     for query in [
         "lesson_path=../etc/passwd",
         "lesson_path=%252e%252e/x",
@@ -129,7 +129,7 @@ async fn bad_input(backend: Backend) {
 }
 
 async fn etag(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let url = app.url(&format!("/chatkit/suggestions?lesson_path={LISTS}"));
     let first = app.client.get(&url).send().await.expect("request");
     assert_eq!(first.status(), StatusCode::OK);

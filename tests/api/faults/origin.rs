@@ -28,7 +28,7 @@ async fn a_failing_then_slow_lesson_origin_under_load_serves_the_stale_copy_with
 {
     let fake = FakeGitHub::start(&[(&format!("{PATH}.md"), V1)]).await;
     let app = fake
-        .spawn_app(
+        .spawn_echo_app(
             Backend::Production,
             &[
                 ("CONTENT_CACHE_TTL", "1"),

@@ -35,7 +35,7 @@ async fn setup(backend: Backend) -> (FakeGitHub, TestApp) {
     ])
     .await;
     let app = fake
-        .spawn_app(
+        .spawn_echo_app(
             backend,
             &[("ADMIN_SECRET", SECRET), ("GITHUB_WEBHOOK_SECRET", HOOK)],
         )
@@ -69,7 +69,7 @@ async fn invalidate(app: &TestApp, secret: Option<&str>, body: Option<Value>) ->
 
 async fn admin_disabled(backend: Backend) {
     let fake = FakeGitHub::start(&[]).await;
-    let app = fake.spawn_app(backend, &[]).await;
+    let app = fake.spawn_echo_app(backend, &[]).await;
     let resp = invalidate(&app, Some("anything"), None).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
@@ -198,7 +198,7 @@ fn push(git_ref: &str, modified: &[&str], removed: &[&str]) -> Value {
 
 async fn hook_disabled(backend: Backend) {
     let fake = FakeGitHub::start(&[]).await;
-    let app = fake.spawn_app(backend, &[]).await;
+    let app = fake.spawn_echo_app(backend, &[]).await;
     let resp = hook(&app, "ping", &json!({}), Some(sign("x", b"{}"))).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }

@@ -1,6 +1,6 @@
 //! The one error shape, request ids and CORS, as a client sees them.
 
-use crate::support::app::{Backend, spawn_app, spawn_app_with};
+use crate::support::app::{Backend, spawn_echo_app, spawn_echo_app_with};
 use serde_json::Value;
 
 async fn error_body(res: reqwest::Response) -> (u16, String, Value) {
@@ -34,7 +34,7 @@ fn assert_shape(body: &Value, code: &str, request_id: &str) {
 
 #[tokio::test]
 async fn unknown_route_is_404_in_the_json_error_shape() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let (status, id, body) = error_body(app.get("/nope").await).await;
     assert_eq!(status, 404);
     assert_shape(&body, "not_found", &id);
@@ -42,7 +42,7 @@ async fn unknown_route_is_404_in_the_json_error_shape() {
 
 #[tokio::test]
 async fn wrong_method_is_405_in_the_json_error_shape() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let res = app
         .client
         .delete(app.url("/health"))
@@ -56,7 +56,7 @@ async fn wrong_method_is_405_in_the_json_error_shape() {
 
 #[tokio::test]
 async fn oversized_body_is_413_in_the_json_error_shape() {
-    let app = spawn_app_with(Backend::Embedded, &[("MAX_BODY_BYTES", "1024")]).await;
+    let app = spawn_echo_app_with(Backend::Embedded, &[("MAX_BODY_BYTES", "1024")]).await;
     let res = app
         .client
         .post(app.url("/health"))
@@ -71,7 +71,7 @@ async fn oversized_body_is_413_in_the_json_error_shape() {
 
 #[tokio::test]
 async fn a_well_formed_request_id_is_echoed_and_a_bad_one_replaced() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let res = app
         .client
         .get(app.url("/nope"))
@@ -101,7 +101,7 @@ async fn a_well_formed_request_id_is_echoed_and_a_bad_one_replaced() {
 
 #[tokio::test]
 async fn cors_allows_exactly_the_configured_origins_with_credentials() {
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[(
             "ALLOWED_ORIGINS",
@@ -148,7 +148,7 @@ async fn cors_allows_exactly_the_configured_origins_with_credentials() {
 
 #[tokio::test]
 async fn cors_preflight_answers_only_for_a_listed_origin() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/health"))

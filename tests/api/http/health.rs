@@ -1,7 +1,9 @@
 //! `/health`, `/health/ready`, `/`, `/metrics`.
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app, spawn_app_with, spawn_tutor_app_with};
+use crate::support::app::{
+    Backend, spawn_echo_app, spawn_echo_app_with, spawn_tutor_app, spawn_tutor_app_with,
+};
 use serde_json::Value;
 
 per_backend! {
@@ -11,7 +13,7 @@ per_backend! {
 }
 
 async fn liveness(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let res = app.get("/health").await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.expect("json");
@@ -20,7 +22,7 @@ async fn liveness(backend: Backend) {
 }
 
 async fn ready_when_up(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let res = app.get("/health/ready").await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.expect("json");
@@ -36,7 +38,7 @@ async fn ready_when_up(backend: Backend) {
 }
 
 async fn metrics_count(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     app.get("/health").await;
     app.get("/no/such/route").await;
     let text = app.get("/metrics").await.text().await.expect("text");
@@ -57,7 +59,7 @@ async fn metrics_count(backend: Backend) {
 #[tokio::test]
 async fn readiness_is_503_naming_the_cache_when_redis_is_unreachable() {
     // Port 1 on loopback: nothing listens there.
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[
             ("REDIS_URL", "redis://127.0.0.1:1"),
@@ -78,7 +80,7 @@ async fn readiness_is_503_naming_the_cache_when_redis_is_unreachable() {
 
 #[tokio::test]
 async fn readiness_is_503_naming_the_store_when_the_database_is_gone() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     app.state.db.close().await;
     let res = app.get("/health/ready").await;
     assert_eq!(res.status(), 503);
@@ -89,7 +91,7 @@ async fn readiness_is_503_naming_the_store_when_the_database_is_gone() {
 
 #[tokio::test]
 async fn root_lists_name_version_and_endpoints() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let body: Value = app.get("/").await.json().await.expect("json");
     assert_eq!(body["name"], "study-mode-api");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
@@ -98,7 +100,7 @@ async fn root_lists_name_version_and_endpoints() {
 
 #[tokio::test]
 async fn liveness_says_plainly_which_tutor_is_active() {
-    let offline = spawn_tutor_app_with(Backend::Embedded, &[]).await;
+    let offline = spawn_tutor_app(Backend::Embedded).await;
     let body: Value = offline.get("/health").await.json().await.expect("json");
     assert_eq!(body["tutor"], "offline");
 

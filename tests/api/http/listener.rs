@@ -4,7 +4,7 @@
 use study_mode_api::app::{Application, StartError};
 use study_mode_api::config::{Env, Settings};
 
-use crate::support::app::{Backend, settings_for, spawn_app_with};
+use crate::support::app::{Backend, settings_for, spawn_echo_app_with};
 
 /// A second instance built (not yet serving) on `port` with `extra` settings.
 async fn second_instance(port: u16, extra: &[(&str, &str)]) -> Result<Application, StartError> {
@@ -18,7 +18,7 @@ async fn second_instance(port: u16, extra: &[(&str, &str)]) -> Result<Applicatio
 
 #[tokio::test]
 async fn with_reuse_port_a_second_instance_shares_the_port_and_serves_when_the_first_stops() {
-    let first = spawn_app_with(Backend::Embedded, &[("REUSE_PORT", "true")]).await;
+    let first = spawn_echo_app_with(Backend::Embedded, &[("REUSE_PORT", "true")]).await;
     let port = first.port;
     let second = second_instance(port, &[("REUSE_PORT", "true")])
         .await
@@ -49,7 +49,7 @@ async fn with_reuse_port_a_second_instance_shares_the_port_and_serves_when_the_f
 
 #[tokio::test]
 async fn without_reuse_port_a_second_instance_on_a_busy_port_fails_to_start() {
-    let first = spawn_app_with(Backend::Embedded, &[]).await;
+    let first = spawn_echo_app_with(Backend::Embedded, &[]).await;
     match second_instance(first.port, &[]).await {
         Err(StartError::Bind { .. }) => {}
         Err(other) => panic!("expected a bind error, got {other}"),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::support::app::{Backend, spawn_app, spawn_app_with};
+use crate::support::app::{Backend, spawn_echo_app, spawn_echo_app_with};
 
 const COMMITTED: &str = include_str!("../../../openapi/openapi.json");
 
@@ -57,7 +57,7 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn the_served_document_is_the_committed_openapi_file() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let res = app.get("/openapi.json").await;
     assert_eq!(res.status(), 200);
     let ctype = res.headers()["content-type"]
@@ -94,7 +94,7 @@ fn every_route_of_the_router_is_in_the_document() {
 
 #[tokio::test]
 async fn every_documented_operation_is_served_by_the_router() {
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[
             ("ADMIN_SECRET", "s3cret"),
@@ -127,7 +127,7 @@ async fn every_documented_operation_is_served_by_the_router() {
 
 #[tokio::test]
 async fn the_chatkit_union_names_exactly_the_request_types_the_server_parses() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let res = reqwest::Client::new()
         .post(app.url("/chatkit"))
         .header("x-user-id", "openapi")
@@ -219,7 +219,7 @@ fn every_error_response_uses_the_one_error_shape() {
 
 #[tokio::test]
 async fn the_docs_page_and_its_assets_are_served_from_the_binary() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let page = app.get("/docs").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("text");

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::app::{Backend, spawn_app, spawn_app_with};
+use crate::support::app::{Backend, spawn_echo_app, spawn_echo_app_with};
 
 #[tokio::test]
 async fn shutdown_stops_accepting_and_returns_promptly_when_idle() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let address = app.address.clone();
     let client = app.client.clone();
     let started = Instant::now();
@@ -18,7 +18,7 @@ async fn shutdown_stops_accepting_and_returns_promptly_when_idle() {
 
 #[tokio::test]
 async fn shutdown_ends_within_the_deadline_even_with_an_open_connection() {
-    let app = spawn_app_with(Backend::Embedded, &[("SHUTDOWN_TIMEOUT_SECS", "1")]).await;
+    let app = spawn_echo_app_with(Backend::Embedded, &[("SHUTDOWN_TIMEOUT_SECS", "1")]).await;
     // An idle keep-alive connection must not hold the process open.
     let client = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(60))

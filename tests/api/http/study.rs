@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::app::{Backend, TestApp, spawn_app};
+use crate::support::app::{Backend, TestApp, spawn_echo_app};
 
 /// The `src`/`href` of every same-origin asset an HTML page references.
 fn referenced_assets(html: &str) -> Vec<String> {
@@ -21,7 +21,7 @@ fn referenced_assets(html: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_study_page_and_every_asset_it_references_come_from_the_binary() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let page = app.get("/study").await;
     assert_eq!(page.status(), 200);
     let headers = page.headers().clone();
@@ -61,7 +61,7 @@ async fn the_study_page_and_every_asset_it_references_come_from_the_binary() {
 
 #[tokio::test]
 async fn the_modules_the_page_imports_are_served_too() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let main = app.get("/study/study.js").await.text().await.expect("text");
     for chunk in main.split("from \"./").skip(1) {
         let file = &chunk[..chunk.find('"').expect("quote")];
@@ -76,7 +76,7 @@ async fn the_modules_the_page_imports_are_served_too() {
 
 #[tokio::test]
 async fn an_unknown_study_asset_is_a_json_404() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let res = app.get("/study/nope.js").await;
     assert_eq!(res.status(), 404);
     let body: Value = res.json().await.expect("json");
@@ -92,7 +92,7 @@ async fn lesson_index(app: &TestApp) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_lesson_index_lists_every_sample_lesson_with_a_title_sorted_by_path() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let lessons = lesson_index(&app).await;
     assert!(lessons.len() >= 2, "{lessons:?}");
     let paths: Vec<&str> = lessons
@@ -112,7 +112,7 @@ async fn the_lesson_index_lists_every_sample_lesson_with_a_title_sorted_by_path(
 
 #[tokio::test]
 async fn a_listed_lesson_is_returned_with_its_title_and_cleaned_body() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let first = lesson_index(&app).await.remove(0);
     let path = first["path"].as_str().expect("path");
     let res = app
@@ -132,7 +132,7 @@ async fn a_listed_lesson_is_returned_with_its_title_and_cleaned_body() {
 
 #[tokio::test]
 async fn a_bad_missing_or_unknown_lesson_path_is_a_clear_client_error() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     for (query, status, needle) in [
         ("", 400, "lesson_path"),
         ("?lesson_path=../etc/passwd", 400, "lesson_path"),

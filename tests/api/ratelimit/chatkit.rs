@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::app::{Backend, TestApp, spawn_app_with, unique};
+use crate::support::app::{Backend, TestApp, spawn_echo_app_with, unique};
 use crate::support::chatkit_client::{Chat, input};
 
 /// Sends `n` concurrent `threads.create` for `user`, spread round-robin over `apps`;
@@ -56,7 +56,7 @@ async fn three_instances_sharing_redis_admit_exactly_the_chat_limit_over_http() 
     ];
     let mut apps = Vec::new();
     for _ in 0..3 {
-        apps.push(spawn_app_with(Backend::Production, &vars).await);
+        apps.push(spawn_echo_app_with(Backend::Production, &vars).await);
     }
     for round in 0..5 {
         let user = unique("burst");

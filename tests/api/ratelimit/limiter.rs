@@ -11,7 +11,7 @@ use study_mode_api::error::ApiError;
 use study_mode_api::ratelimit::{ClientIp, Policy, RateLimiter};
 
 use crate::per_backend;
-use crate::support::app::{Backend, TestApp, spawn_app_with, test_redis_url, unique};
+use crate::support::app::{Backend, TestApp, spawn_echo_app_with, test_redis_url, unique};
 use crate::support::services::{OwnRedis, free_port};
 
 per_backend! {
@@ -32,7 +32,7 @@ async fn admitted(limiter: &RateLimiter, policy: Policy, key: &str, n: usize) ->
 }
 
 async fn exact_limit(backend: Backend) {
-    let app = spawn_app_with(backend, &[("RATE_LIMIT_CHAT", "7/minute")]).await;
+    let app = spawn_echo_app_with(backend, &[("RATE_LIMIT_CHAT", "7/minute")]).await;
     let user = unique("u");
     assert_eq!(
         admitted(&app.state.limiter, Policy::Chat, &user, 30).await,
@@ -46,7 +46,7 @@ async fn exact_limit(backend: Backend) {
 }
 
 async fn no_double_burst(backend: Backend) {
-    let app = spawn_app_with(backend, &[("RATE_LIMIT_ANON", "5/2s")]).await;
+    let app = spawn_echo_app_with(backend, &[("RATE_LIMIT_ANON", "5/2s")]).await;
     let limiter = &app.state.limiter;
     let ip = unique("ip");
     assert_eq!(admitted(limiter, Policy::Anon, &ip, 10).await, 5);
@@ -58,7 +58,7 @@ async fn no_double_burst(backend: Backend) {
 }
 
 async fn multi_window(backend: Backend) {
-    let app = spawn_app_with(backend, &[("RATE_LIMIT_CHAT", "3/1s,5/minute")]).await;
+    let app = spawn_echo_app_with(backend, &[("RATE_LIMIT_CHAT", "3/1s,5/minute")]).await;
     let limiter = &app.state.limiter;
     let user = unique("u");
     assert_eq!(admitted(limiter, Policy::Chat, &user, 10).await, 3);
@@ -90,7 +90,7 @@ async fn body_of(err: ApiError) -> (StatusCode, Value, HeaderMap) {
 }
 
 async fn header_formats(backend: Backend) {
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         backend,
         &[
             ("RATE_LIMIT_CHAT", "2/minute"),
@@ -157,9 +157,9 @@ async fn three_instances(limit: &str) -> Vec<TestApp> {
         ("RATE_LIMIT_CHAT", limit),
     ];
     vec![
-        spawn_app_with(Backend::Production, &vars).await,
-        spawn_app_with(Backend::Production, &vars).await,
-        spawn_app_with(Backend::Production, &vars).await,
+        spawn_echo_app_with(Backend::Production, &vars).await,
+        spawn_echo_app_with(Backend::Production, &vars).await,
+        spawn_echo_app_with(Backend::Production, &vars).await,
     ]
 }
 
@@ -185,7 +185,7 @@ async fn three_instances_sharing_redis_admit_exactly_the_limit_of_200_concurrent
 
 #[tokio::test]
 async fn the_script_is_reloaded_after_script_flush() {
-    let app = spawn_app_with(Backend::Production, &[("RATE_LIMIT_CHAT", "3/minute")]).await;
+    let app = spawn_echo_app_with(Backend::Production, &[("RATE_LIMIT_CHAT", "3/minute")]).await;
     let user = unique("u");
     assert!(app.state.limiter.check(Policy::Chat, &user).await.is_ok());
     let client = redis::Client::open(test_redis_url()).expect("url");
@@ -234,7 +234,7 @@ async fn when_redis_dies_requests_are_admitted_and_counted_then_limiting_resumes
     let port = free_port();
     let mut redis = OwnRedis::start(port).await;
     let url = redis.url();
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Production,
         &[("REDIS_URL", &url), ("RATE_LIMIT_CHAT", "2/minute")],
     )
@@ -285,7 +285,7 @@ async fn the_client_ip_is_the_peer_unless_it_is_a_trusted_proxy() {
         ("", "127.0.0.1"),
         ("127.0.0.0/8, 10.0.0.0/8", "198.51.100.7"),
     ] {
-        let app = spawn_app_with(Backend::Embedded, &[("TRUSTED_PROXIES", trusted)]).await;
+        let app = spawn_echo_app_with(Backend::Embedded, &[("TRUSTED_PROXIES", trusted)]).await;
         let router = axum::Router::new()
             .route(
                 "/ip",

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::app::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::support::app::{Backend, TestApp, spawn_echo_app, spawn_echo_app_with};
 
 async fn assert_client_error(res: reqwest::Response, expected: u16) -> Value {
     assert_eq!(res.status().as_u16(), expected);
@@ -26,7 +26,7 @@ async fn post_chatkit(app: &TestApp, body: String) -> reqwest::Response {
 
 #[tokio::test]
 async fn deeply_nested_chatkit_json_is_400_not_a_crash() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     for depth in [200usize, 20_000] {
         let body = format!(
             r#"{{"type":"threads.list","params":{{"x":{}{}}}}}"#,
@@ -40,7 +40,7 @@ async fn deeply_nested_chatkit_json_is_400_not_a_crash() {
 
 #[tokio::test]
 async fn an_oversized_chatkit_body_is_413_before_it_is_parsed() {
-    let app = spawn_app_with(Backend::Embedded, &[("MAX_BODY_BYTES", "65536")]).await;
+    let app = spawn_echo_app_with(Backend::Embedded, &[("MAX_BODY_BYTES", "65536")]).await;
     let text = "a".repeat(200_000);
     let body = format!(
         r#"{{"type":"threads.create","params":{{"input":{{"content":[{{"type":"input_text","text":"{text}"}}],"attachments":[],"inference_options":{{}}}}}}}}"#
@@ -50,7 +50,7 @@ async fn an_oversized_chatkit_body_is_413_before_it_is_parsed() {
 
 #[tokio::test]
 async fn lesson_path_traversal_and_injection_are_400_on_every_route_that_takes_one() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let attacks = [
         "../../etc/passwd",
         "..%2F..%2Fetc%2Fpasswd",
@@ -78,7 +78,7 @@ async fn lesson_path_traversal_and_injection_are_400_on_every_route_that_takes_o
 async fn malformed_headers_and_tokens_never_reach_a_5xx() {
     let key = crate::support::sso::Key::rsa("rsa-1", "rsa.pem");
     let sso = crate::support::sso::FakeSso::start(&[&key]).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Embedded,
         &[("DEV_MODE", "false"), ("SSO_URL", sso.url.as_str())],
     )
@@ -118,7 +118,7 @@ mod slow_clients {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    use crate::support::app::{Backend, TestApp, spawn_app_with};
+    use crate::support::app::{Backend, TestApp, spawn_echo_app_with};
 
     const LIMITS: &[(&str, &str)] = &[
         ("HEADER_READ_TIMEOUT_SECS", "1"),
@@ -148,7 +148,7 @@ mod slow_clients {
 
     #[tokio::test]
     async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
-        let app = spawn_app_with(Backend::Embedded, LIMITS).await;
+        let app = spawn_echo_app_with(Backend::Embedded, LIMITS).await;
         let opened = Instant::now();
         let mut stream = connect(&app).await;
         let (received, open_for) = read_until_closed(&mut stream, opened).await;
@@ -162,7 +162,7 @@ mod slow_clients {
 
     #[tokio::test]
     async fn a_request_head_that_never_ends_is_cut_off_after_the_header_timeout() {
-        let app = spawn_app_with(Backend::Embedded, LIMITS).await;
+        let app = spawn_echo_app_with(Backend::Embedded, LIMITS).await;
         let opened = Instant::now();
         let mut stream = connect(&app).await;
         // A slowloris: a valid start, one more header line now and then, never the blank line.
@@ -190,7 +190,7 @@ mod slow_clients {
 
     #[tokio::test]
     async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
-        let app = spawn_app_with(Backend::Embedded, LIMITS).await;
+        let app = spawn_echo_app_with(Backend::Embedded, LIMITS).await;
         let opened = Instant::now();
         let mut stream = connect(&app).await;
         stream
@@ -208,7 +208,7 @@ mod slow_clients {
     #[tokio::test]
     async fn a_body_that_trickles_in_gets_408_in_the_json_error_shape() {
         for backend in [Backend::Embedded, Backend::Production] {
-            let app = spawn_app_with(backend, LIMITS).await;
+            let app = spawn_echo_app_with(backend, LIMITS).await;
             let opened = Instant::now();
             let mut stream = connect(&app).await;
             let head = "POST /chatkit HTTP/1.1\r\nHost: localhost\r\nX-User-ID: slow\r\n\
@@ -241,7 +241,7 @@ mod slow_clients {
 
     #[tokio::test]
     async fn a_client_that_keeps_its_requests_coming_is_served_on_one_connection() {
-        let app = spawn_app_with(Backend::Embedded, LIMITS).await;
+        let app = spawn_echo_app_with(Backend::Embedded, LIMITS).await;
         let mut stream = connect(&app).await;
         // Three requests 600 ms apart: each idle gap is under the 1 s timeout.
         for _ in 0..3 {

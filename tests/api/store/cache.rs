@@ -6,7 +6,7 @@ use bytes::Bytes;
 use study_mode_api::cache::Cache;
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app, spawn_app_with, unique};
+use crate::support::app::{Backend, spawn_echo_app, spawn_echo_app_with, unique};
 
 per_backend! {
     a_stored_value_is_read_back_until_it_expires => set_get_expire;
@@ -15,7 +15,7 @@ per_backend! {
 }
 
 async fn set_get_expire(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let cache = &app.state.cache;
     let key = unique("k");
     assert_eq!(cache.get(&key).await, None);
@@ -32,7 +32,7 @@ async fn set_get_expire(backend: Backend) {
 }
 
 async fn delete_keys(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let cache = &app.state.cache;
     let (a, b) = (unique("a"), unique("b"));
     for k in [&a, &b] {
@@ -46,7 +46,7 @@ async fn delete_keys(backend: Backend) {
 }
 
 async fn delete_prefix(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let cache = &app.state.cache;
     let prefix = unique("lesson:");
     for i in 0..5 {
@@ -69,7 +69,7 @@ async fn delete_prefix(backend: Backend) {
 
 #[tokio::test]
 async fn redis_keys_live_under_the_configured_prefix() {
-    let app = spawn_app(Backend::Production).await;
+    let app = spawn_echo_app(Backend::Production).await;
     let prefix = app
         .redis_prefix
         .clone()
@@ -93,7 +93,7 @@ async fn redis_keys_live_under_the_configured_prefix() {
 
 #[tokio::test]
 async fn a_redis_failure_is_a_miss_and_is_counted_never_an_error() {
-    let app = spawn_app_with(Backend::Embedded, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let app = spawn_echo_app_with(Backend::Embedded, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
     let cache = &app.state.cache;
     assert!(matches!(cache, Cache::Redis(_)));
     cache

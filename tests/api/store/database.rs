@@ -3,7 +3,7 @@
 use study_mode_api::store::Database;
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app};
+use crate::support::app::{Backend, spawn_echo_app};
 
 per_backend! {
     migrations_create_the_thread_tables => tables_exist;
@@ -31,12 +31,12 @@ async fn count_tables(db: &Database) -> i64 {
 }
 
 async fn tables_exist(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     assert_eq!(count_tables(&app.state.db).await, 3);
 }
 
 async fn restart_is_idempotent(backend: Backend) {
-    let first = spawn_app(backend).await;
+    let first = spawn_echo_app(backend).await;
     let settings = first.state.settings.database.clone();
     // A second pool on the same database runs the migrator again: nothing to do, no error.
     let again = Database::connect(&settings).await.expect("second start");
@@ -46,7 +46,7 @@ async fn restart_is_idempotent(backend: Backend) {
 
 #[tokio::test]
 async fn postgres_connections_identify_the_service_and_use_the_schema() {
-    let app = spawn_app(Backend::Production).await;
+    let app = spawn_echo_app(Backend::Production).await;
     let Database::Postgres(pool) = &app.state.db else {
         panic!("production backend is PostgreSQL")
     };
@@ -71,7 +71,7 @@ async fn postgres_connections_identify_the_service_and_use_the_schema() {
 
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode() {
-    let app = spawn_app(Backend::Embedded).await;
+    let app = spawn_echo_app(Backend::Embedded).await;
     let Database::Sqlite(pool) = &app.state.db else {
         panic!("embedded backend is SQLite")
     };

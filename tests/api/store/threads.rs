@@ -12,7 +12,7 @@ use study_mode_api::chatkit::{Store, ThreadStore, ids};
 use study_mode_api::store::Database;
 
 use crate::per_backend;
-use crate::support::app::{Backend, spawn_app, unique};
+use crate::support::app::{Backend, spawn_echo_app, unique};
 
 per_backend! {
     a_saved_thread_loads_back_for_its_owner_only => thread_round_trip;
@@ -27,7 +27,7 @@ per_backend! {
 }
 
 async fn store(backend: Backend) -> (crate::support::app::TestApp, ThreadStore) {
-    let app = spawn_app(backend).await;
+    let app = spawn_echo_app(backend).await;
     let store = app.state.chatkit.store.clone();
     (app, store)
 }

@@ -1,4 +1,4 @@
-//! Test harness: `spawn_app(backend)` starts the real server on a free port against real
+//! Test harness: `spawn_echo_app(backend)` starts the real server on a free port against real
 //! backends — `Embedded` (SQLite file in a temp dir + in-process cache) or `Production`
 //! (a fresh PostgreSQL database per test run + Redis under a fresh key prefix per app).
 //!
@@ -212,13 +212,14 @@ pub fn settings_for(
     (settings, prefix)
 }
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, &[]).await
+/// [`spawn_echo_app_with`] without extra variables.
+pub async fn spawn_echo_app(backend: Backend) -> TestApp {
+    spawn_echo_app_with(backend, &[]).await
 }
 
 /// An app whose replies come from the deterministic `EchoResponder`: protocol tests assert
 /// exact reply text. Use [`spawn_tutor_app_with`] for the production default (the tutor).
-pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_echo_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     spawn(backend, extra, Some(Arc::new(EchoResponder))).await
 }
 
@@ -229,6 +230,11 @@ pub async fn spawn_app_with_responder(
     responder: Arc<dyn Responder>,
 ) -> TestApp {
     spawn(backend, extra, Some(responder)).await
+}
+
+/// [`spawn_tutor_app_with`] without extra variables.
+pub async fn spawn_tutor_app(backend: Backend) -> TestApp {
+    spawn_tutor_app_with(backend, &[]).await
 }
 
 /// An app exactly as `study-mode-api serve` builds it (replies from the tutor).

@@ -11,12 +11,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
-use study_mode_api::tutor::turn::Responder;
 
-use crate::support::app::{Backend, TestApp, spawn_app_with_responder};
+use crate::support::app::TestApp;
 
 // ------------------------------------------------------------------ oracle
 
@@ -285,12 +284,4 @@ impl TestApp {
     pub fn chat(&self, user: &str) -> Chat {
         Chat::new(&self.address, user)
     }
-}
-
-pub async fn spawn_chat_app(
-    backend: Backend,
-    responder: Arc<dyn Responder>,
-    extra: &[(&str, &str)],
-) -> ChatApp {
-    spawn_app_with_responder(backend, extra, responder).await
 }

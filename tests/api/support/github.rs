@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::support::app::{Backend, TestApp, spawn_app_with};
+use crate::support::app::{Backend, TestApp, spawn_echo_app_with};
 
 pub const REPO: &str = "acme/book";
 pub const BRANCH: &str = "main";
@@ -130,9 +130,9 @@ impl FakeGitHub {
         vars
     }
 
-    /// A server whose lessons come from this fake.
-    pub async fn spawn_app(&self, backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        spawn_app_with(backend, &self.settings(extra)).await
+    /// An echo app (see `spawn_echo_app_with`) whose lessons come from this fake.
+    pub async fn spawn_echo_app(&self, backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        spawn_echo_app_with(backend, &self.settings(extra)).await
     }
 }
 
