@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Conformance oracle: a virtualenv holding the pinned reference ChatKit server
-# (openai-chatkit 1.6.5), used by tests/api/chatkit_conformance.rs through
+# (openai-chatkit 1.6.5), used by tests/api/chatkit/conformance.rs through
 # tests/conformance/oracle.py. Idempotent: when the venv already has the pinned version this
 # returns at once without touching the network. Fails loudly when it cannot be built.
 set -euo pipefail

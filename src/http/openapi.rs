@@ -2,7 +2,7 @@
 //! `openapi/openapi.json`.
 //!
 //! Owns: serving the document. The document is maintained by hand as a checked file; tests
-//! (tests/api/openapi.rs) compare it with the router's routes, so it cannot drift silently.
+//! (tests/api/http/openapi.rs) compare it with the router's routes, so it cannot drift silently.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};

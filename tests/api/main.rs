@@ -1,36 +1,29 @@
-//! The one integration-test binary: every test starts the real server (see `helpers`) and talks
-//! to it over HTTP, against real PostgreSQL/Redis or the embedded backends. Organised by route
-//! and by subsystem.
+//! The one integration-test binary: every test starts the real server (see `support::app`) and
+//! talks to it over HTTP, against real PostgreSQL/Redis or the embedded backends. Organised by
+//! feature, one folder each:
+//!
+//! - `support/`: the harness (starting apps), the echo responder, the ChatKit test client and
+//!   its oracle, and the local fakes of outside services (SSO, GitHub, model API, throwaway
+//!   PostgreSQL and Redis servers); no tests of its own but the echo responder's.
+//! - `http/`: health, admin and webhook routes, OpenAPI and `/docs`, the study page, the error
+//!   shape, the listener, the server process, and the documented settings.
+//! - `chatkit/`: `POST /chatkit` — the protocol, conformance, isolation, streams.
+//! - `content/`: lesson loading, suggestions, `warm-cache`, content measurements.
+//! - `tutor/`: the tutor against a fake model, and through `POST /chatkit`.
+//! - `auth/`: token verification against a fake SSO, and auth on `POST /chatkit`.
+//! - `ratelimit/`: the limiter on Redis and in process, and the chat limit over HTTP.
+//! - `store/`: database pools and migrations, the cache interface, the thread store.
+//! - `faults/`: each dependency failing under load (`cargo test --test api faults::`).
+//! - `security/`: hostile input and slow clients.
 
-mod helpers;
+mod support;
 
-mod admin;
 mod auth;
-mod auth_sso;
-mod cache;
-mod chatkit_auth;
-mod chatkit_client;
-mod chatkit_conformance;
-mod chatkit_http;
-mod chatkit_isolation;
-mod chatkit_store;
-mod chatkit_streams;
+mod chatkit;
 mod content;
-mod content_bench;
-mod content_fake_github;
-mod content_warm_cache;
-mod docs;
-mod errors;
 mod faults;
-mod health;
-mod listener;
-mod openapi;
+mod http;
 mod ratelimit;
 mod security;
-mod server;
-mod services;
 mod store;
-mod study;
-mod suggestions;
 mod tutor;
-mod tutor_chat;

@@ -1,6 +1,6 @@
 """Conformance oracle for POST /chatkit, built on the reference package openai-chatkit 1.6.5.
 
-Run by tests/api/chatkit_conformance.rs (and the other chatkit tests) as a long-lived child:
+Run by tests/api/chatkit/conformance.rs (and the other chatkit tests) as a long-lived child:
 one JSON command per stdin line, one JSON answer per stdout line.
 
 Commands:

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::load::{Client, Load, of_type, post_chatkit};
-use crate::auth_sso::{FakeSso, Key, claims};
-use crate::chatkit_client::input;
-use crate::content::metric;
-use crate::helpers::{Backend, spawn_app_with, unique};
+use crate::support::app::{Backend, metric, spawn_echo_app_with, unique};
+use crate::support::chatkit_client::input;
+use crate::support::sso::{FakeSso, Key, claims};
 
 const CLIENTS: usize = 20;
 const JWKS_TTL: Duration = Duration::from_secs(1);
@@ -23,7 +22,7 @@ async fn with_the_sso_down_under_load_cached_keys_keep_verifying_tokens_and_unkn
     // Ed25519: signing a token per client stays fast in a debug build (RSA takes ~0.3 s).
     let key = Key::ed("ed-1", "ed25519.pem");
     let sso = FakeSso::start(&[&key]).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Production,
         &[
             ("SSO_URL", sso.url.as_str()),

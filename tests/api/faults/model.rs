@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::load::{Client, Load, done_items, of_type, post_chatkit};
-use crate::chatkit_client::input;
-use crate::helpers::{Backend, spawn_tutor_app_with, unique};
-use crate::tutor::transcripts::RESPONSES_ERROR_MID_STREAM;
-use crate::tutor::upstream::{Answer, Step, Upstream};
+use crate::support::app::{Backend, spawn_tutor_app_with, unique};
+use crate::support::chatkit_client::input;
+use crate::support::model::{Answer, Step, Upstream};
+use crate::support::transcripts::RESPONSES_ERROR_MID_STREAM;
 
 const CLIENTS: usize = 50;
 const CHATS_PER_CLIENT: usize = 3;

@@ -9,9 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::load::{Client, Load, get, time_until};
-use crate::content::metric;
-use crate::content_fake_github::FakeGitHub;
-use crate::helpers::Backend;
+use crate::support::app::{Backend, metric};
+use crate::support::github::FakeGitHub;
 
 const PATH: &str = "01-loops/01-for";
 const V1: &str = "---\ntitle: For loops\n---\n# For loops\n\n## Ranges\n\nA for loop walks a range.\n\n## Break\n\nBreak leaves the loop.\n";
@@ -29,7 +28,7 @@ async fn a_failing_then_slow_lesson_origin_under_load_serves_the_stale_copy_with
 {
     let fake = FakeGitHub::start(&[(&format!("{PATH}.md"), V1)]).await;
     let app = fake
-        .spawn_app(
+        .spawn_echo_app(
             Backend::Production,
             &[
                 ("CONTENT_CACHE_TTL", "1"),

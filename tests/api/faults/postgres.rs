@@ -11,9 +11,9 @@ use serde_json::json;
 use super::load::{
     Answer, Client, Load, Report, done_items, get, of_type, post_chatkit, time_until,
 };
-use crate::chatkit_client::input;
-use crate::helpers::{Backend, spawn_app_with, unique};
-use crate::services::OwnPostgres;
+use crate::support::app::{Backend, spawn_echo_app_with, unique};
+use crate::support::chatkit_client::input;
+use crate::support::services::OwnPostgres;
 
 const CLIENTS: usize = 16;
 const MESSAGES_PER_THREAD: usize = 4;
@@ -53,7 +53,7 @@ enum Turn {
 async fn postgres_restarted_under_chat_load_loses_no_acknowledged_message_and_recovers_without_restart()
  {
     let pg = OwnPostgres::start().await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Production,
         &[
             ("DATABASE_URL", &pg.url()),

@@ -7,10 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::load::{Client, Load, Report, done_items, get, of_type, post_chatkit, time_until};
-use crate::chatkit_client::input;
-use crate::content::metric;
-use crate::helpers::{Backend, TestApp, spawn_app_with, unique};
-use crate::services::{OwnRedis, free_port};
+use crate::support::app::{Backend, TestApp, metric, spawn_echo_app_with, unique};
+use crate::support::chatkit_client::input;
+use crate::support::services::{OwnRedis, free_port};
 
 const LESSON: &str = "02-working-with-data/01-collections/01-lists";
 const CHAT_LIMIT: usize = 3;
@@ -25,7 +24,7 @@ const OUTAGE_WORST_BOUND: Duration = Duration::from_secs(3);
 async fn redis_killed_and_restarted_under_load_gives_no_5xx_and_the_cache_and_limiter_recover() {
     let port = free_port();
     let mut redis = OwnRedis::start(port).await;
-    let app = spawn_app_with(
+    let app = spawn_echo_app_with(
         Backend::Production,
         &[
             ("REDIS_URL", &redis.url()),

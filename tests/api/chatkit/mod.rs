@@ -1,0 +1,9 @@
+//! `POST /chatkit`, the ChatKit protocol: every request type over HTTP, the differential
+//! conformance run against the reference server, per-user isolation, and streams under stress
+//! (disconnects, shutdown, failing responders). Replies come from the echo responder or from
+//! responders scripted by the tests.
+
+mod conformance;
+mod http;
+mod isolation;
+mod streams;

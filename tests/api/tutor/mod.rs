@@ -1,0 +1,9 @@
+//! The tutor: the model client against a fake model server speaking both OpenAI wire formats
+//! and the offline tutor (`responder`), the model tutor through `POST /chatkit` (`chatkit`),
+//! the production app end to end as a student meets it (`chat`), and the model client's
+//! measurements (`bench`, ignored by default).
+
+mod bench;
+mod chat;
+mod chatkit;
+mod responder;
