@@ -262,12 +262,12 @@ pub(crate) mod tests {
         let l = lesson("T", &[("A", &"a ".repeat(60)), ("B", &"b ".repeat(60))]);
         let request = |mode| TurnRequest {
             message: Some("hi".into()),
-            mode: Some(mode),
+            mode,
             ..TurnRequest::default()
         };
         let s = settings_with_budget(300);
-        let teach = Context::build(request("teach".into()), Mode::Teach, Some(l.clone()), &s);
-        let ask = Context::build(request("ask".into()), Mode::Ask, Some(l), &s);
+        let teach = Context::build(request(Mode::Teach), Mode::Teach, Some(l.clone()), &s);
+        let ask = Context::build(request(Mode::Ask), Mode::Ask, Some(l), &s);
         assert!(teach.omitted_sections.is_empty());
         assert_eq!(ask.omitted_sections, vec!["B"]);
     }

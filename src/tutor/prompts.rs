@@ -139,7 +139,7 @@ mod tests {
             selected_text: None,
             ..TurnRequest::default()
         };
-        let mode = crate::tutor::mode::Mode::resolve(Some(mode)).expect("mode");
+        let mode = crate::content::Mode::parse(mode).expect("mode");
         let l = lesson(
             "Ownership in Rust",
             &[("Owners", "Each value has one owner.")],

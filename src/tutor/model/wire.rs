@@ -266,7 +266,7 @@ mod tests {
             ..Default::default()
         };
         let settings = crate::tutor::settings::TutorSettings::default();
-        Context::build(request, crate::tutor::Mode::Ask, None, &settings)
+        Context::build(request, crate::content::Mode::Ask, None, &settings)
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn ctx(mode: &str, message: Option<&str>, history: Vec<Turn>) -> Context {
         history,
         ..TurnRequest::default()
     };
-    let mode = Mode::resolve(Some(mode)).expect("mode");
+    let mode = Mode::parse(mode).expect("mode");
     Context::build(request, mode, Some(ownership()), &TutorSettings::default())
 }
 
@@ -298,7 +298,7 @@ mod properties {
                 history,
                 ..TurnRequest::default()
             };
-            let mode = Mode::resolve(Some(mode)).expect("mode");
+            let mode = Mode::parse(mode).expect("mode");
             let ctx = Context::build(request, mode, Some(lesson), &TutorSettings::default());
             let a = reply_text(&ctx);
             prop_assert!(!a.trim().is_empty());

@@ -43,7 +43,11 @@ async fn app_for(sso: &FakeSso, extra: &[(&str, &str)]) -> TestApp {
 }
 
 async fn auth(app: &TestApp, token: &str) -> Result<CurrentUser, ApiError> {
-    app.state.auth.authenticate(&bearer(token)).await
+    app.state
+        .auth
+        .authenticate(&bearer(token))
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Asserts a 401 whose message contains `reason`, with `WWW-Authenticate: Bearer` and without
@@ -363,17 +367,18 @@ async fn without_dev_mode_a_token_is_required_and_x_user_id_is_ignored() {
         parts(&[("authorization", "Bearer ")], "/chatkit"),
     ];
     for p in cases {
-        let err = app.state.auth.authenticate(&p).await.expect_err("no token");
+        let err = ApiError::from(app.state.auth.authenticate(&p).await.expect_err("no token"));
         assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
         assert!(err.message().contains("missing"), "{}", err.message());
     }
     let basic = parts(&[("authorization", "Basic dXNlcjpwYXNz")], "/");
-    let err = app
-        .state
-        .auth
-        .authenticate(&basic)
-        .await
-        .expect_err("basic");
+    let err = ApiError::from(
+        app.state
+            .auth
+            .authenticate(&basic)
+            .await
+            .expect_err("basic"),
+    );
     assert!(err.message().contains("Bearer scheme"), "{}", err.message());
 }
 

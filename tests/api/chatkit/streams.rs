@@ -13,7 +13,7 @@ use study_mode_api::chatkit::reply::{CANCELLED_BY_SHUTDOWN, CANCELLED_BY_USER};
 use study_mode_api::chatkit::request::Order;
 use study_mode_api::chatkit::store::{Hidden, PageQuery};
 use study_mode_api::chatkit::types::{ItemKind, ThreadItem};
-use study_mode_api::tutor::turn::{Responder, Role, TurnError, TurnEvent, TurnRequest, TurnStream};
+use study_mode_api::turn::{Responder, Role, TurnError, TurnEvent, TurnRequest, TurnStream};
 
 use crate::per_backend;
 use crate::support::app::{Backend, spawn_app_with_responder, unique};
@@ -373,12 +373,11 @@ async fn context(backend: Backend) {
     let first = capture.seen.lock().expect("lock")[0].clone();
     assert_eq!(first.user_id, user);
     assert_eq!(first.user_name.as_deref(), Some("Header Name"));
-    assert_eq!(first.lesson_path.as_deref(), Some("01-Part/02-lesson"));
     assert_eq!(
-        first.mode.as_deref(),
-        Some("teach"),
-        "inference_options.model wins"
+        first.lesson.as_ref().map(|l| l.as_str()),
+        Some("01-Part/02-lesson")
     );
+    assert_eq!(first.mode.name(), "teach", "inference_options.model wins");
     assert_eq!(first.selected_text.as_deref(), Some("a phrase"));
     assert_eq!(first.message.as_deref(), Some("hello there"));
     assert!(first.history.is_empty() && first.needs_title);
@@ -427,7 +426,7 @@ async fn context(backend: Backend) {
         "the title is already set"
     );
     let second = capture.seen.lock().expect("lock")[1].clone();
-    assert_eq!(second.mode.as_deref(), Some("ask"));
+    assert_eq!(second.mode.name(), "ask");
     assert!(!second.needs_title);
     assert_eq!(second.history.len(), 30);
     assert_eq!(second.history[0].text, "old 10");
@@ -474,10 +473,11 @@ async fn graceful_stop(backend: Backend) {
         .expect("server result");
     assert!(dropped.load(Ordering::SeqCst));
     // The pool is closed now: look with a fresh one.
-    let db = study_mode_api::store::Database::connect(&app.state.settings.database)
+    let db = study_mode_api::db::Database::connect(&app.settings.database)
         .await
         .expect("reopen");
-    let store = study_mode_api::chatkit::ThreadStore::new(&db, &app.state.metrics.store);
+    let metrics = study_mode_api::db::StoreMetrics::register(&mut Default::default());
+    let store = study_mode_api::chatkit::ThreadStore::new(&db, &metrics);
     let page = PageQuery::first(10, Order::Asc);
     let items = store
         .load_items(&user, &thread, &page, Hidden::Include)

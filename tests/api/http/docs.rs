@@ -1,6 +1,6 @@
 //! The README and `.env.example` document every setting the service reads.
 
-use study_mode_api::config::all_settings;
+use study_mode_api::settings::all_settings;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))

@@ -81,7 +81,7 @@ async fn readiness_is_503_naming_the_cache_when_redis_is_unreachable() {
 #[tokio::test]
 async fn readiness_is_503_naming_the_store_when_the_database_is_gone() {
     let app = spawn_echo_app(Backend::Embedded).await;
-    app.state.db.close().await;
+    app.db.close().await;
     let res = app.get("/health/ready").await;
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.expect("json");

@@ -1,8 +1,9 @@
 //! The listener: `REUSE_PORT` lets several processes share one port (how one machine runs
 //! several instances behind one address), `LISTEN_BACKLOG` sizes the accept queue.
 
-use study_mode_api::app::{Application, StartError};
-use study_mode_api::config::{Env, Settings};
+use study_mode_api::config::Env;
+use study_mode_api::settings::Settings;
+use study_mode_api::startup::{Application, StartError};
 
 use crate::support::app::{Backend, settings_for, spawn_echo_app_with};
 

@@ -25,7 +25,11 @@ async fn admitted(limiter: &RateLimiter, policy: Policy, key: &str, n: usize) ->
     let results = futures::future::join_all((0..n).map(|_| limiter.check(policy, key))).await;
     for r in &results {
         if let Err(e) = r {
-            assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS, "{e}");
+            assert_eq!(
+                ApiError::from(e.clone()).status(),
+                StatusCode::TOO_MANY_REQUESTS,
+                "{e}"
+            );
         }
     }
     results.iter().filter(|r| r.is_ok()).count()
@@ -75,8 +79,8 @@ async fn multi_window(backend: Backend) {
     assert_eq!(body["error"]["details"]["limit"], 5);
 }
 
-async fn body_of(err: ApiError) -> (StatusCode, Value, HeaderMap) {
-    let response = err.into_response();
+async fn body_of(err: impl Into<ApiError>) -> (StatusCode, Value, HeaderMap) {
+    let response = err.into().into_response();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -324,7 +328,7 @@ async fn an_invalid_policy_or_proxy_list_is_a_configuration_error_naming_the_var
         ("TRUSTED_PROXIES", "10.0.0.0/99"),
         ("JWT_LEEWAY_SECS", "600"),
     ]);
-    let errors = study_mode_api::config::Settings::from_env(&mut env).expect_err("invalid");
+    let errors = study_mode_api::settings::Settings::from_env(&mut env).expect_err("invalid");
     let names: Vec<&str> = errors.0.iter().map(|e| e.variable.as_str()).collect();
     for v in [
         "RATE_LIMIT_CHAT",

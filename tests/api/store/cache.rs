@@ -1,22 +1,44 @@
-//! The cache interface, run once per backend (in-process moka, real Redis).
+//! The Redis cache against a real Redis. (The embedded mode has no shared cache: lessons are
+//! cached by the loader's in-process tier, tested in `content/lessons.rs`.)
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use study_mode_api::cache::Cache;
+use study_mode_api::redis::RedisCache;
 
-use crate::per_backend;
-use crate::support::app::{Backend, spawn_echo_app, spawn_echo_app_with, unique};
+use crate::support::app::{Backend, TestApp, spawn_echo_app, spawn_echo_app_with, unique};
 
-per_backend! {
-    a_stored_value_is_read_back_until_it_expires => set_get_expire;
-    delete_removes_exactly_the_named_keys => delete_keys;
-    delete_prefix_removes_every_key_under_the_prefix_and_no_other => delete_prefix;
+/// The app's Redis cache (production backend).
+fn redis_cache(app: &TestApp) -> &RedisCache {
+    app.cache
+        .as_ref()
+        .expect("the production backend has a Redis cache")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_value_is_read_back_until_it_expires() {
+    set_get_expire(Backend::Production).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_exactly_the_named_keys() {
+    delete_keys(Backend::Production).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_prefix_removes_every_key_under_the_prefix_and_no_other() {
+    delete_prefix(Backend::Production).await
+}
+
+#[tokio::test]
+async fn the_embedded_mode_has_no_shared_cache() {
+    let app = spawn_echo_app(Backend::Embedded).await;
+    assert!(app.cache.is_none());
 }
 
 async fn set_get_expire(backend: Backend) {
     let app = spawn_echo_app(backend).await;
-    let cache = &app.state.cache;
+    let cache = redis_cache(&app);
     let key = unique("k");
     assert_eq!(cache.get(&key).await, None);
     cache
@@ -33,7 +55,7 @@ async fn set_get_expire(backend: Backend) {
 
 async fn delete_keys(backend: Backend) {
     let app = spawn_echo_app(backend).await;
-    let cache = &app.state.cache;
+    let cache = redis_cache(&app);
     let (a, b) = (unique("a"), unique("b"));
     for k in [&a, &b] {
         cache
@@ -47,7 +69,7 @@ async fn delete_keys(backend: Backend) {
 
 async fn delete_prefix(backend: Backend) {
     let app = spawn_echo_app(backend).await;
-    let cache = &app.state.cache;
+    let cache = redis_cache(&app);
     let prefix = unique("lesson:");
     for i in 0..5 {
         cache
@@ -74,8 +96,7 @@ async fn redis_keys_live_under_the_configured_prefix() {
         .redis_prefix
         .clone()
         .expect("production app has a prefix");
-    app.state
-        .cache
+    redis_cache(&app)
         .set("probe", Bytes::from_static(b"1"), Duration::from_secs(30))
         .await;
     let client = redis::Client::open(crate::support::app::test_redis_url()).expect("url");
@@ -94,8 +115,7 @@ async fn redis_keys_live_under_the_configured_prefix() {
 #[tokio::test]
 async fn a_redis_failure_is_a_miss_and_is_counted_never_an_error() {
     let app = spawn_echo_app_with(Backend::Embedded, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
-    let cache = &app.state.cache;
-    assert!(matches!(cache, Cache::Redis(_)));
+    let cache = redis_cache(&app);
     cache
         .set("k", Bytes::from_static(b"v"), Duration::from_secs(5))
         .await;

@@ -1,6 +1,6 @@
 //! Pools and migrations, once per backend.
 
-use study_mode_api::store::Database;
+use study_mode_api::db::Database;
 
 use crate::per_backend;
 use crate::support::app::{Backend, spawn_echo_app};
@@ -32,12 +32,12 @@ async fn count_tables(db: &Database) -> i64 {
 
 async fn tables_exist(backend: Backend) {
     let app = spawn_echo_app(backend).await;
-    assert_eq!(count_tables(&app.state.db).await, 3);
+    assert_eq!(count_tables(&app.db).await, 3);
 }
 
 async fn restart_is_idempotent(backend: Backend) {
     let first = spawn_echo_app(backend).await;
-    let settings = first.state.settings.database.clone();
+    let settings = first.settings.database.clone();
     // A second pool on the same database runs the migrator again: nothing to do, no error.
     let again = Database::connect(&settings).await.expect("second start");
     assert_eq!(count_tables(&again).await, 3);
@@ -47,7 +47,7 @@ async fn restart_is_idempotent(backend: Backend) {
 #[tokio::test]
 async fn postgres_connections_identify_the_service_and_use_the_schema() {
     let app = spawn_echo_app(Backend::Production).await;
-    let Database::Postgres(pool) = &app.state.db else {
+    let Database::Postgres(pool) = &app.db else {
         panic!("production backend is PostgreSQL")
     };
     let (name, path, timeout): (String, String, String) = sqlx::query_as(
@@ -72,7 +72,7 @@ async fn postgres_connections_identify_the_service_and_use_the_schema() {
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode() {
     let app = spawn_echo_app(Backend::Embedded).await;
-    let Database::Sqlite(pool) = &app.state.db else {
+    let Database::Sqlite(pool) = &app.db else {
         panic!("embedded backend is SQLite")
     };
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")

@@ -9,7 +9,7 @@ use study_mode_api::chatkit::store::{
 };
 use study_mode_api::chatkit::types::{AssistantContent, ItemKind, ThreadItem};
 use study_mode_api::chatkit::{ThreadStore, ids};
-use study_mode_api::store::Database;
+use study_mode_api::db::Database;
 
 use crate::per_backend;
 use crate::support::app::{Backend, spawn_echo_app, unique};
@@ -358,9 +358,9 @@ async fn delete_cascades(backend: Backend) {
     s.save_item(&owner, &hidden_item(&t.id, "shcx_1", at(2)))
         .await
         .expect("save");
-    assert_eq!(count_items(&app.state.db, &t.id).await, 2);
+    assert_eq!(count_items(&app.db, &t.id).await, 2);
     assert!(s.delete_thread(&owner, &t.id).await.expect("delete"));
-    assert_eq!(count_items(&app.state.db, &t.id).await, 0);
+    assert_eq!(count_items(&app.db, &t.id).await, 0);
     assert_eq!(s.load_thread(&owner, &t.id).await.expect("load"), None);
     assert!(!s.delete_thread(&owner, &t.id).await.expect("again"));
 }

@@ -15,9 +15,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use sqlx::Connection;
-use study_mode_api::app::{AppState, Application};
-use study_mode_api::config::{Env, Settings};
-use study_mode_api::tutor::turn::Responder;
+use study_mode_api::config::Env;
+use study_mode_api::db::Database;
+use study_mode_api::redis::RedisCache;
+use study_mode_api::settings::Settings;
+use study_mode_api::startup::Application;
+use study_mode_api::state::AppState;
+use study_mode_api::turn::Responder;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -129,6 +133,12 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The settings the app was built from.
+    pub settings: Settings,
+    /// Its database (tests inspect tables and pools).
+    pub db: Database,
+    /// Its Redis cache, when the app has `REDIS_URL`.
+    pub cache: Option<RedisCache>,
     pub backend: Backend,
     pub redis_prefix: Option<String>,
     stop: Option<oneshot::Sender<()>>,
@@ -259,6 +269,9 @@ async fn spawn(
     .unwrap_or_else(|e| panic!("the {backend:?} app failed to start: {e}"));
     let port = app.port();
     let state = app.state();
+    let settings = app.settings().clone();
+    let db = app.database();
+    let cache = app.cache();
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -268,6 +281,9 @@ async fn spawn(
         port,
         client: reqwest::Client::new(),
         state,
+        settings,
+        db,
+        cache,
         backend,
         redis_prefix,
         stop: Some(stop),

@@ -7,7 +7,7 @@
 
 use futures::stream;
 
-use study_mode_api::tutor::turn::{Responder, TurnEvent, TurnRequest, TurnStream};
+use study_mode_api::turn::{Responder, TurnEvent, TurnRequest, TurnStream};
 
 /// Words of the message that make the title.
 const TITLE_WORDS: usize = 6;
@@ -19,7 +19,7 @@ pub struct EchoResponder;
 impl EchoResponder {
     /// The content parts of the reply to `request`.
     pub fn parts(request: &TurnRequest) -> [String; 2] {
-        let first = match (&request.message, &request.lesson_path) {
+        let first = match (&request.message, &request.lesson) {
             (Some(message), _) => format!("You said: {message}"),
             (None, Some(lesson)) => format!("Let's study {lesson} together."),
             (None, None) => "Let's start.".to_owned(),
@@ -109,7 +109,9 @@ mod tests {
     #[test]
     fn a_start_trigger_greets_without_a_title() {
         let request = TurnRequest {
-            lesson_path: Some("01-Part/02-lesson".into()),
+            lesson: Some(
+                study_mode_api::content::LessonPath::parse("01-Part/02-lesson").expect("path"),
+            ),
             needs_title: true,
             ..TurnRequest::default()
         };

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use super::responder::{model_tutor, request};
 use crate::support::model::{Answer, Step, Upstream, epoch};
 use crate::support::transcripts::CHAT_PLAIN;
-use study_mode_api::tutor::turn::TurnEvent;
+use study_mode_api::turn::TurnEvent;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use study_mode_api::cache::{Cache, CacheMetrics, MemoryCache};
-use study_mode_api::config::{Env, Settings};
-use study_mode_api::content::{Content, Lesson, Section};
-use study_mode_api::tutor::turn::{
-    Responder, Role, Turn, TurnError, TurnEvent, TurnRequest, TurnStream,
-};
+use study_mode_api::config::Env;
+use study_mode_api::content::{Content, Lesson, LessonPath, Mode, Section};
+use study_mode_api::settings::Settings;
+use study_mode_api::turn::{Responder, Role, Turn, TurnError, TurnEvent, TurnRequest, TurnStream};
 use study_mode_api::tutor::{Tutor, TutorSettings};
 
 use crate::support::model::{Answer, Step, Upstream};
@@ -48,8 +46,8 @@ pub(super) fn request(message: Option<&str>) -> TurnRequest {
     TurnRequest {
         user_id: "u1".into(),
         user_name: Some("Ada".into()),
-        lesson_path: Some("01-Part/02-ownership".into()),
-        mode: Some("teach".into()),
+        lesson: Some(LessonPath::parse("01-Part/02-ownership").expect("path")),
+        mode: Mode::Teach,
         message: message.map(Into::into),
         history: vec![
             Turn {
@@ -69,9 +67,7 @@ pub(super) fn request(message: Option<&str>) -> TurnRequest {
 async fn content() -> Content {
     let settings = Settings::from_env(&mut Env::from_map([("PORT", "0")])).expect("settings");
     let mut registry = Registry::default();
-    let metrics = Arc::new(CacheMetrics::register(&mut registry));
-    let cache = Cache::Memory(MemoryCache::new(1 << 20, metrics));
-    Content::new(&settings.content, cache, &mut registry).await
+    Content::new(&settings.content, None, &mut registry).await
 }
 
 /// A model tutor pointed at `upstream`, with short timeouts; `extra` variables win.
@@ -213,7 +209,7 @@ async fn chat_completions_deltas_usage_and_done_become_turn_events() {
     let upstream = Upstream::start(vec![Answer::sse(CHAT_PLAIN)]).await;
     let (tutor, _) = model_tutor(&upstream, "chat_completions", &[]).await;
     let mut req = request(Some("and a move?"));
-    req.mode = Some("ask".into());
+    req.mode = Mode::Ask;
     let events = collect(tutor.respond_with_lesson(req, Some(lesson()))).await;
     assert_eq!(text(&events), "A move transfers ownership — déjà vu 🦀.");
     assert_eq!(
@@ -458,7 +454,7 @@ async fn a_start_trigger_asks_the_model_to_greet_and_teach_and_titles_the_thread
     let (tutor, _) = model_tutor(&upstream, "responses", &[]).await;
     let req = TurnRequest {
         user_name: Some("Ada".into()),
-        mode: Some("ask".into()),
+        mode: Mode::Ask,
         needs_title: true,
         ..TurnRequest::default()
     };
@@ -481,16 +477,39 @@ async fn a_start_trigger_asks_the_model_to_greet_and_teach_and_titles_the_thread
     assert_eq!(body["input"][0]["role"], "user");
 }
 
+/// A mode is typed before it reaches the tutor: an unknown one cannot be asked of it, and the
+/// turn that named it is refused with a non-retryable error without a model call.
 #[tokio::test]
 async fn an_unknown_mode_is_refused_without_calling_the_model() {
+    let e = Mode::parse("review").expect_err("unknown");
+    assert!(e.to_string().contains("teach, ask, quiz"), "{e}");
     let upstream = Upstream::start(vec![]).await;
-    let (tutor, _) = model_tutor(&upstream, "responses", &[]).await;
-    let mut req = request(Some("x"));
-    req.mode = Some("review".into());
-    let events = collect(tutor.respond(req)).await;
-    let error = events[0].clone().expect_err("an error");
-    assert!(!error.allow_retry);
-    assert!(error.message.contains("teach, ask, quiz"), "{error:?}");
+    let app = crate::support::app::spawn_tutor_app_with(
+        crate::support::app::Backend::Embedded,
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", upstream.base_url.as_str()),
+        ],
+    )
+    .await;
+    let answer = app
+        .chat("student")
+        .with_query("mode=review")
+        .send(json!({"type": "threads.create", "params": {"input": crate::support::chatkit_client::input("x")}}))
+        .await;
+    let events = answer.events();
+    let error = crate::support::chatkit_client::of_type(&events, "error")
+        .first()
+        .cloned()
+        .expect("an error event");
+    assert_eq!(error["allow_retry"], false, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("teach, ask, quiz"),
+        "{error}"
+    );
     assert!(upstream.requests().is_empty());
 }
 
@@ -548,7 +567,7 @@ async fn the_offline_tutor_answers_without_a_lesson_through_the_responder() {
         &mut Registry::default(),
     );
     let mut req = request(Some("what is a move?"));
-    req.lesson_path = Some("../../etc/passwd".into());
+    req.lesson = None;
     req.needs_title = true;
     let events = collect(tutor.respond(req)).await;
     assert_eq!(events[0], Ok(TurnEvent::Title("What is ownership?".into())));
