@@ -146,3 +146,38 @@ async fn suggestions_are_limited_per_client_ip() {
     let body: Value = refused.json().await.expect("json");
     assert_eq!(body["error"]["code"], "rate_limited");
 }
+
+/// `HISTORY_ITEMS` has one owner, the tutor, and the ChatKit server loads exactly as many past
+/// items as the tutor asks for: with 40, a model request carries 40 past turns (before the fix,
+/// a constant of 30 in the ChatKit server silently capped it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_items_above_thirty_reach_the_model() {
+    use crate::support::model::{Answer, Upstream};
+    use crate::support::transcripts::CHAT_PLAIN;
+    let turns = 22;
+    let upstream = Upstream::start((0..=turns).map(|_| Answer::sse(CHAT_PLAIN)).collect()).await;
+    let app = spawn_tutor_app_with(
+        Backend::Embedded,
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", upstream.base_url.as_str()),
+            ("MODEL_API", "chat_completions"),
+            ("HISTORY_ITEMS", "40"),
+            ("RATE_LIMIT_CHAT", "1000/minute"),
+        ],
+    )
+    .await;
+    let chat = Chat::new(&app.address, &unique("student"));
+    let (thread, first) = chat.create("turn 0").await;
+    assert_eq!(of_type(&first.events(), "error").len(), 0, "{}", first.text);
+    for i in 1..=turns {
+        let answer = chat.say(&thread, &format!("turn {i}")).await;
+        assert_eq!(of_type(&answer.events(), "error").len(), 0, "{}", answer.text);
+    }
+    // The last request: the system prompt, 40 past items (the thread had 44), the new message.
+    let requests = upstream.requests();
+    let last = &requests.last().expect("model called").body["messages"];
+    let messages = last.as_array().expect("messages");
+    assert_eq!(messages.len(), 1 + 40 + 1, "{last}");
+    assert_eq!(messages[41]["content"], format!("turn {turns}"));
+}
