@@ -30,7 +30,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -66,7 +66,8 @@ pub fn router(server: &ServerSettings, state: AppState) -> Router {
         ))
         .layer(CatchPanicLayer::custom(errors::panic_response))
         .layer(from_fn(errors::normalize_errors))
-        .layer(cors(&server.allowed_origins))
+        .layer(cors(&server.allowed_origins, server.cors_max_age))
+        .layer(from_fn(nothing_for_foreign_origins))
         .layer(from_fn_with_state(metrics, observe::observe))
         .layer(from_fn(request_id::middleware))
         .with_state(state)
@@ -74,7 +75,15 @@ pub fn router(server: &ServerSettings, state: AppState) -> Router {
 
 /// CORS for exactly the configured origins, with credentials. An origin that is not listed gets
 /// no CORS headers at all (never `*`, never a reflection).
-fn cors(origins: &[String]) -> CorsLayer {
+///
+/// For a listed origin the preflight allows every header the browser asks for
+/// (`Access-Control-Request-Headers` mirrored, as the old service's `allow_headers=["*"]`): the
+/// book's panel is ChatKit's web component behind a custom `fetch`, which keeps every header
+/// ChatKit itself sets (`chatkit-frame-instance-id`, `chatkit-device-id`, `Accept-Language`, and
+/// whatever a later ChatKit release adds) and adds `Authorization`, `X-User-ID`, `X-User-Name`.
+/// A fixed list would break the whole panel the day ChatKit adds one; headers grant nothing by
+/// themselves (authentication is the bearer token), and the origin stays an exact list.
+fn cors(origins: &[String], max_age: Duration) -> CorsLayer {
     let allowed: Vec<HeaderValue> = origins
         .iter()
         .filter(|o| !o.contains('*'))
@@ -84,17 +93,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_origin(AllowOrigin::list(allowed))
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            header::ACCEPT_LANGUAGE,
-            header::IF_NONE_MATCH,
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("x-user-id"),
-            HeaderName::from_static("x-user-name"),
-            HeaderName::from_static("x-organization-id"),
-        ])
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("ratelimit"),
@@ -102,5 +101,28 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::RETRY_AFTER,
             header::ETAG,
         ])
-        .max_age(Duration::from_secs(600))
+        .max_age(max_age)
+}
+
+/// tower-http adds `Access-Control-Allow-Credentials`, `-Methods`, `-Headers` (mirrored) and
+/// `-Max-Age` whatever the origin, and leaves out only `Access-Control-Allow-Origin` for one
+/// that is not listed. A foreign origin gets no CORS header at all: an answer without
+/// `Access-Control-Allow-Origin` loses every other `Access-Control-*` header here.
+async fn nothing_for_foreign_origins(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        let cors: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors {
+            headers.remove(name);
+        }
+    }
+    response
 }

@@ -11,6 +11,8 @@ pub struct ServerSettings {
     pub host: IpAddr,
     pub port: u16,
     pub allowed_origins: Vec<String>,
+    /// `Access-Control-Max-Age` of a CORS preflight: how long a browser may reuse it.
+    pub cors_max_age: Duration,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     /// Deadline for a client's first bytes and each HTTP/1 request head (also the keep-alive
@@ -36,6 +38,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "ALLOWED_ORIGINS",
         "`http://localhost:3000` in development",
         "Comma-separated browser origins allowed by CORS, with credentials. Required in production; `*` refused.",
+    ),
+    SettingDoc::new(
+        "CORS_MAX_AGE_SECS",
+        "`86400`",
+        "`Access-Control-Max-Age` of a CORS preflight answer (how long a browser caches it), as the old service.",
     ),
     SettingDoc::new(
         "MAX_BODY_BYTES",
@@ -102,6 +109,7 @@ impl ServerSettings {
             host: env.parse_or("HOST", IpAddr::from([127, 0, 0, 1])),
             port: env.parse_or("PORT", 8000),
             allowed_origins,
+            cors_max_age: env.secs_or("CORS_MAX_AGE_SECS", 86_400),
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", 1024 * 1024),
             request_timeout: env.secs_or("REQUEST_TIMEOUT_SECS", 30),
             header_read_timeout,
