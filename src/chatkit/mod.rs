@@ -21,6 +21,7 @@ pub mod store;
 mod stream;
 mod strict;
 mod structured;
+pub mod trigger;
 pub mod types;
 
 use std::sync::Arc;

@@ -25,9 +25,6 @@ use super::{ChatKit, history, ids, structured};
 use crate::content::LessonPath;
 use crate::turn::{Turn, TurnError, TurnRequest, TurnStream};
 
-/// Message texts that start teaching instead of being a message: neither stored nor shown.
-const START_TRIGGER: &str = "__START_TEACHING__";
-
 /// What a validated streaming request will do.
 enum Plan {
     Create(UserInput),
@@ -209,7 +206,8 @@ impl Driver {
     /// Stores the message (unless it is a start trigger), then replies to it.
     async fn user_turn(&self, thread: ThreadRecord, input: UserInput) -> Result<(), Stop> {
         let text = input.text();
-        let trigger = text.trim().is_empty() || text.trim() == START_TRIGGER;
+        // A start trigger (the panel's `"\u200B"` …) is neither stored nor shown.
+        let trigger = super::trigger::is_start_trigger(&text);
         let history = self.history(&thread, None).await?;
         if !trigger {
             let item = ThreadItem {

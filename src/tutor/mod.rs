@@ -29,6 +29,8 @@ use crate::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
 
 /// Most words of a first message used as a thread title.
 const TITLE_WORDS: usize = 6;
+/// Longest title made from a message, "…" included.
+const TITLE_CHARS: usize = 50;
 
 /// Which tutor answers.
 #[derive(Debug)]
@@ -128,23 +130,31 @@ impl Responder for Tutor {
     }
 }
 
-/// The thread title, when one is needed: `📚 {lesson title}`, else the first words of the
-/// student's first message.
+/// The thread title, when one is needed, by the book's rule: `📚 {lesson title}` for a thread
+/// opened by a start trigger (no message yet), else the first six words of the student's first
+/// message, at most [`TITLE_CHARS`] characters ("…" when that cuts it). A thread whose title was
+/// set (or renamed) is never retitled: `needs_title` is false then.
 pub fn title(request: &TurnRequest, lesson: Option<&Lesson>) -> Option<String> {
     if !request.needs_title {
         return None;
-    }
-    if let Some(lesson) = lesson {
-        return Some(format!("📚 {}", lesson.title));
     }
     let first = request
         .history
         .iter()
         .find(|t| t.role == Role::User)
         .map(|t| t.text.as_str())
-        .or(request.message.as_deref())?;
+        .or(request.message.as_deref());
+    let Some(first) = first else {
+        return lesson.map(|lesson| format!("📚 {}", lesson.title));
+    };
     let words: Vec<&str> = first.split_whitespace().take(TITLE_WORDS).collect();
-    let title = text::truncate_chars(&words.join(" "), 80).to_owned();
+    let words = words.join(" ");
+    let title = if words.chars().count() > TITLE_CHARS {
+        let cut = text::truncate_chars(&words, TITLE_CHARS - 1).trim_end();
+        format!("{cut}…")
+    } else {
+        words
+    };
     (!title.is_empty()).then_some(title)
 }
 
@@ -162,12 +172,28 @@ mod tests {
     }
 
     #[test]
-    fn lesson_threads_are_titled_with_the_lesson() {
+    fn trigger_threads_are_titled_with_the_lesson_and_others_with_their_message() {
         let l = lesson("Ownership", &[("A", "b c d.")]);
+        let trigger = TurnRequest {
+            needs_title: true,
+            ..TurnRequest::default()
+        };
+        assert_eq!(title(&trigger, Some(&l)).as_deref(), Some("📚 Ownership"));
+        // A thread of a lesson opened with a message: the message, not a column of twins.
         assert_eq!(
-            title(&request("hi"), Some(&l)).as_deref(),
-            Some("📚 Ownership")
+            title(&request("what is a borrow?"), Some(&l)).as_deref(),
+            Some("what is a borrow?")
         );
+    }
+
+    #[test]
+    fn a_long_first_message_is_cut_at_fifty_characters_with_an_ellipsis() {
+        let r =
+            request("Supercalifragilistic expialidocious antidisestablishmentarianism words here");
+        let t = title(&r, None).expect("title");
+        assert_eq!(t.chars().count(), 50, "{t}");
+        assert!(t.ends_with('…'), "{t}");
+        assert_eq!(t, "Supercalifragilistic expialidocious antidisestabl…");
     }
 
     #[test]
