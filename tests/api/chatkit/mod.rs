@@ -3,6 +3,7 @@
 //! (disconnects, shutdown, failing responders). Replies come from the echo responder or from
 //! responders scripted by the tests.
 
+mod book_client;
 mod conformance;
 mod http;
 mod isolation;
