@@ -9,6 +9,7 @@ mod postgres;
 mod settings;
 mod sqlite;
 
+pub use postgres::{LEGACY_SCHEMA, SCHEMA};
 pub use settings::{DatabaseSettings, SETTINGS};
 
 use std::time::{Duration, Instant};
@@ -47,6 +48,12 @@ impl Database {
         };
         db.warm(settings.min_connections).await;
         Ok(db)
+    }
+
+    /// A PostgreSQL pool with this service's connection settings, without creating the schema
+    /// or migrating (what `import-legacy --dry-run` uses: it must change nothing).
+    pub async fn postgres_unmigrated(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+        postgres::pool(settings).await
     }
 
     /// `postgres` or `sqlite`.

@@ -14,7 +14,7 @@ async fn count_tables(db: &Database) -> i64 {
     match db {
         Database::Postgres(p) => sqlx::query_scalar(
             "SELECT count(*) FROM information_schema.tables \
-             WHERE table_schema = 'study_mode_chat' \
+             WHERE table_schema = 'study_mode' \
              AND table_name IN ('threads','items','attachments')",
         )
         .fetch_one(p)
@@ -58,7 +58,7 @@ async fn postgres_connections_identify_the_service_and_use_the_schema() {
     .await
     .expect("query");
     assert_eq!(name, "study_mode_api");
-    assert!(path.starts_with("study_mode_chat"), "{path}");
+    assert!(path.starts_with("study_mode,"), "{path}");
     assert_eq!(timeout, "30s");
     let migrations_schema: String = sqlx::query_scalar(
         "SELECT table_schema FROM information_schema.tables WHERE table_name = '_sqlx_migrations'",
@@ -66,7 +66,7 @@ async fn postgres_connections_identify_the_service_and_use_the_schema() {
     .fetch_one(pool)
     .await
     .expect("migrations table");
-    assert_eq!(migrations_schema, "study_mode_chat");
+    assert_eq!(migrations_schema, "study_mode");
 }
 
 #[tokio::test]
