@@ -1,4 +1,5 @@
-//! The command line: `study-mode-api [serve]`, `check-config`, `warm-cache`; `--help` lists every setting.
+//! The command line: `study-mode-api [serve]`, `check-config`, `warm-cache`, `import-legacy`;
+//! `--help` lists every setting.
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,17 @@ pub enum Command {
     CheckConfig,
     /// Load every lesson into the cache (exit code 1 when any failed).
     WarmCache,
+    /// Import the threads of the Python study-mode service from DATABASE_URL's
+    /// `study_mode_chat` schema into ours (`study_mode`); run again to take what changed since.
+    /// Resumable; never writes the legacy tables (docs/OPERATIONS.md, "Cut-over").
+    ImportLegacy {
+        /// Read and compare only: print what would be imported, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per page and per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+    },
     /// Print the settings table as Markdown (the README's table is this output).
     #[command(hide = true)]
     SettingsTable,

@@ -11,11 +11,12 @@
 //! 5. `auth`, `ratelimit` — who asks, and whether they may
 //! 6. `turn` — the reply contract between the ChatKit server and the tutor
 //! 7. `tutor`, `chatkit`, `health` — what is said; the protocol server; readiness
-//! 8. `error` — the edge's error type and every feature error's mapping to it
-//! 9. `state` — the router state as `FromRef` sub-states
-//! 10. `http` — the HTTP edge: routes, extractors, middleware, the accept loop
-//! 11. `settings`, `cli` — the whole configuration composed from its owners; the command line
-//! 12. `startup` — the composition root (imported only by `main.rs` and the tests)
+//! 8. `legacy` — importing the Python service's database (`import-legacy`)
+//! 9. `error` — the edge's error type and every feature error's mapping to it
+//! 10. `state` — the router state as `FromRef` sub-states
+//! 11. `http` — the HTTP edge: routes, extractors, middleware, the accept loop
+//! 12. `settings`, `cli` — the whole configuration composed from its owners; the command line
+//! 13. `startup` — the composition root (imported only by `main.rs` and the tests)
 
 pub mod config;
 pub mod telemetry;
@@ -33,6 +34,8 @@ pub mod turn;
 pub mod chatkit;
 pub mod health;
 pub mod tutor;
+
+pub mod legacy;
 
 pub mod error;
 pub mod state;

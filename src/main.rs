@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use study_mode_api::cli::{Cli, Command};
 use study_mode_api::settings::{Settings, markdown_table};
-use study_mode_api::startup::{Application, shutdown_signal};
+use study_mode_api::startup::{Application, StartError, shutdown_signal};
 use study_mode_api::telemetry;
 
 /// The static (musl) build allocates with mimalloc: musl's own allocator made a cached request
@@ -46,6 +46,9 @@ async fn main() -> ExitCode {
         }
         Command::Serve => serve(settings).await,
         Command::WarmCache => warm_cache(&settings).await,
+        Command::ImportLegacy { dry_run, batch } => {
+            import_legacy(&settings, dry_run, batch as usize).await
+        }
         Command::SettingsTable => ExitCode::SUCCESS,
     }
 }
@@ -68,10 +71,29 @@ async fn warm_cache(settings: &Settings) -> ExitCode {
     }
 }
 
+async fn import_legacy(settings: &Settings, dry_run: bool, batch: usize) -> ExitCode {
+    telemetry::init(&settings.log);
+    match study_mode_api::legacy::run(&settings.database, dry_run, batch, true).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("import-legacy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings.log);
     let app = match Application::build(settings).await {
         Ok(app) => app,
+        Err(StartError::LegacyNotImported(e)) => {
+            // One plain line, whatever the log format: the operator's next step.
+            eprintln!("study-mode-api: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             return ExitCode::FAILURE;

@@ -36,6 +36,9 @@ pub enum StartError {
         backend: &'static str,
         source: DbError,
     },
+    /// The database holds the Python service's threads, never imported (exit code 2).
+    #[error("{0}")]
+    LegacyNotImported(crate::legacy::NotImported),
     #[error("invalid REDIS_URL: {0}")]
     Redis(redis::RedisError),
     #[error("cannot listen on {addr}: {source}")]
@@ -81,6 +84,13 @@ impl Application {
                 backend: settings.database.backend(),
                 source,
             })?;
+        let checked = crate::legacy::check(&db)
+            .await
+            .map_err(|e| StartError::Store {
+                backend: settings.database.backend(),
+                source: DbError::Database(e),
+            })?;
+        checked.map_err(StartError::LegacyNotImported)?;
         let registry = metrics.registry_mut();
         let (cache, redis) = connect_redis(&settings, registry).await?;
         let content = Content::new(&settings.content, cache.clone(), registry).await;
