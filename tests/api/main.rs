@@ -13,6 +13,8 @@
 //! - `auth/`: token verification against a fake SSO, and auth on `POST /chatkit`.
 //! - `ratelimit/`: the limiter on Redis and in process, and the chat limit over HTTP.
 //! - `store/`: database pools and migrations, the cache interface, the thread store.
+//! - `legacy/`: `import-legacy` on databases in the Python service's layouts; the carry-over
+//!   of an earlier version's schema.
 //! - `faults/`: each dependency failing under load (`cargo test --test api faults::`).
 //! - `security/`: hostile input and slow clients.
 
@@ -23,6 +25,7 @@ mod chatkit;
 mod content;
 mod faults;
 mod http;
+mod legacy;
 mod ratelimit;
 mod security;
 mod store;
