@@ -96,7 +96,11 @@ wait_ready() {
 PORT="$(free_port)"
 BASE_URL="http://127.0.0.1:$PORT"
 CHAT_LIMIT="${E2E_RATE_LIMIT_CHAT:-6/minute}"
-start_app server "$PORT" RATE_LIMIT_CHAT="$CHAT_LIMIT"
+# The book's pages live on another origin: the spec serves one on ORIGIN_PORT (127.0.0.1 is
+# listed, localhost is not) and calls the service from it as the panel's custom fetch does.
+ORIGIN_PORT="$(free_port)"
+start_app server "$PORT" RATE_LIMIT_CHAT="$CHAT_LIMIT" \
+  ALLOWED_ORIGINS="http://localhost:3000,http://127.0.0.1:$ORIGIN_PORT"
 SERVER_PID=$STARTED_PID
 
 # A second app whose tutor is a slow local model server (the Stop-button test).
@@ -116,6 +120,7 @@ wait_ready "$SLOW_BASE_URL" "$MODEL_APP_PID" model-app
 
 status=0
 BASE_URL="$BASE_URL" SLOW_BASE_URL="$SLOW_BASE_URL" MODEL_URL="$MODEL_URL" CHROMIUM="$CHROMIUM" \
+  ORIGIN_PORT="$ORIGIN_PORT" \
   E2E_NODE_MODULES="$E2E_DIR/node_modules" E2E_ARTIFACTS="$ARTIFACTS" RATE_LIMIT_CHAT="$CHAT_LIMIT" \
   node tests/e2e/study.spec.mjs || status=$?
 if [ "$status" != 0 ]; then

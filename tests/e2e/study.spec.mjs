@@ -8,12 +8,16 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import fs from "node:fs";
 import os from "node:os";
+import http from "node:http";
 
 const BASE_URL = process.env.BASE_URL ?? "http://127.0.0.1:8000";
 const ARTIFACTS = process.env.E2E_ARTIFACTS ?? path.resolve("e2e-artifacts");
 const NODE_MODULES = process.env.E2E_NODE_MODULES ?? path.join(os.homedir(), ".cache/study-mode-e2e/node_modules");
 const CHAT_LIMIT = parseInt((process.env.RATE_LIMIT_CHAT ?? "6/minute").split("/")[0], 10);
 const TIMEOUT = 30_000;
+// A second origin (the book's pages): a tiny static server on another loopback port, listed in
+// the service's ALLOWED_ORIGINS as http://127.0.0.1:ORIGIN_PORT (and not as localhost).
+const ORIGIN_PORT = parseInt(process.env.ORIGIN_PORT ?? "0", 10);
 
 const require = createRequire(path.join(NODE_MODULES, "noop.js"));
 const { chromium } = require("playwright-core");
@@ -349,6 +353,71 @@ test("the page fits a phone-width screen and the composer stays usable", async (
     await p.screenshot({ path: path.join(ARTIFACTS, "study-phone.png"), fullPage: true });
   } finally {
     await p.close();
+  }
+});
+
+/** Serves one empty page on ORIGIN_PORT for both 127.0.0.1 and localhost (two origins). */
+async function startBookOrigin() {
+  expect(ORIGIN_PORT > 0, "ORIGIN_PORT is not set (scripts/test.d/50-browser.sh sets it)");
+  const server = http.createServer((_, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end("<!doctype html><title>lesson page</title><p>a lesson page of the book</p>");
+  });
+  // No host: both loopbacks (localhost may resolve to ::1).
+  await new Promise((resolve) => server.listen(ORIGIN_PORT, resolve));
+  return server;
+}
+
+/** The book panel's custom fetch: ChatKit's own headers plus the book's, JSON with a charset. */
+async function panelFetch(p, base, userId) {
+  return p.evaluate(async ({ base, userId }) => {
+    const body = JSON.stringify({ type: "threads.create", params: { input: {
+      content: [{ type: "input_text", text: "\u200B" }], attachments: [], inference_options: { model: "teach" } } } });
+    try {
+      const res = await fetch(`${base}/chatkit?user_id=${userId}&user_name=Ada&lesson_path=01-python-basics/02-control-flow/02-loops`, {
+        method: "POST",
+        credentials: "include",
+        headers: {
+          "Content-Type": "application/json; charset=utf-8",
+          "chatkit-frame-instance-id": "frame-1",
+          "chatkit-device-id": "device-1",
+          "Accept-Language": "en-US",
+          Authorization: "Bearer e2e.not.verified-in-dev-mode",
+          "X-User-ID": userId,
+          "X-User-Name": "Ada",
+        },
+        body,
+      });
+      return { status: res.status, text: await res.text() };
+    } catch (error) {
+      return { error: String(error) };
+    }
+  }, { base, userId });
+}
+
+test("the book's panel on another origin starts Teach through CORS with ChatKit's headers", async () => {
+  const server = await startBookOrigin();
+  const p = await context.newPage();
+  try {
+    await p.goto(`http://127.0.0.1:${ORIGIN_PORT}/`);
+    const answer = await panelFetch(p, BASE_URL, `e2e-panel-${Date.now()}`);
+    expect(!answer.error, `the browser refused the cross-origin request: ${answer.error}`);
+    expect(answer.status === 200, `status ${answer.status}: ${answer.text}`);
+    const events = answer.text.split("\n\n").filter((f) => f.startsWith("data: ")).map((f) => JSON.parse(f.slice(6)));
+    expect(events[0]?.type === "thread.created", `first event: ${events[0]?.type}`);
+    const shown = events.filter((e) => e.type === "thread.item.done" && e.item.type === "user_message");
+    expect(shown.length === 0, "the start trigger was shown as a message");
+    expect(events.some((e) => e.type === "thread.item.done" && e.item.type === "assistant_message"), "the tutor did not start");
+    const title = events.filter((e) => e.type === "thread.updated").pop()?.thread?.title;
+    expect(title === "📚 Repeating Work with Loops", `title: ${title}`);
+
+    // The same page served as localhost is another origin, not listed: the browser blocks it.
+    await p.goto(`http://localhost:${ORIGIN_PORT}/`);
+    const foreign = await panelFetch(p, BASE_URL, `e2e-foreign-${Date.now()}`);
+    expect(foreign.error?.includes("TypeError"), `a foreign origin was answered: ${JSON.stringify(foreign).slice(0, 200)}`);
+  } finally {
+    await p.close();
+    server.close();
   }
 });
 
