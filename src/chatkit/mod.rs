@@ -22,6 +22,7 @@ mod stream;
 mod strict;
 mod structured;
 pub mod types;
+pub mod widgets;
 
 use std::sync::Arc;
 use std::time::Duration;
