@@ -5,8 +5,15 @@
 //! persistence and event order). Dropping the returned stream must cancel the work behind it
 //! (e.g. the upstream model request): that is how a client disconnect stops a reply.
 //! Imports only the content types a request carries (`LessonPath`, `Mode`).
+//!
+//! Per-thread responder state travels through this contract: the ChatKit server hands the
+//! thread's saved state to the responder ([`TurnRequest::state`], an opaque versioned JSON
+//! value the responder owns) and commits the [`TurnEvent::State`] it gets back to the thread
+//! store before the reply's final events. The responder never touches the store.
 
 use futures::stream::BoxStream;
+use secrecy::SecretString;
+use serde_json::Value;
 
 use crate::content::{LessonPath, Mode};
 
@@ -48,6 +55,37 @@ pub struct TurnRequest {
     pub history: Vec<Turn>,
     /// True when the thread has no title yet: the responder may emit [`TurnEvent::Title`].
     pub needs_title: bool,
+    /// The responder's saved state for this thread (the last [`TurnEvent::State`] it emitted
+    /// here), `None` for a thread it never saved state in.
+    pub state: Option<Value>,
+    /// The client's active locale (`Accept-Language`, first tag, e.g. `ur` or `en-US`).
+    pub locale: Option<String>,
+    /// The student's own bearer token, for calls made on their behalf (the learner profile).
+    /// A secret: `Debug` never prints it.
+    pub bearer: Option<SecretString>,
+}
+
+/// One answer button under a reply (a ChatKit widget button; a click comes back as a
+/// `threads.custom_action` of type [`ANSWER_ACTION`] whose payload `answer` is `value`, and is
+/// answered as if the student had typed `value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub label: String,
+    pub value: String,
+}
+
+/// The custom action type of an answer button.
+pub const ANSWER_ACTION: &str = "tutor.answer";
+
+/// Token usage of one model call (issue #16 meters each call from these figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Input tokens served from the provider's prompt cache (part of `input_tokens`).
+    pub cached_tokens: u64,
+    /// Output tokens spent on reasoning (part of `output_tokens`).
+    pub reasoning_tokens: u64,
 }
 
 /// What a responder streams back.
@@ -59,11 +97,17 @@ pub enum TurnEvent {
     NewPart,
     /// Title for the thread (persisted, then announced with `thread.updated`).
     Title(String),
-    /// Token usage of the reply, for the record and metrics.
-    Usage {
-        input_tokens: u64,
-        output_tokens: u64,
-    },
+    /// Token usage of one model call of the reply, for the record and metrics (a reply that
+    /// needed several calls emits one per call).
+    Usage(Usage),
+    /// The responder's new state for this thread: committed to the thread store before the
+    /// reply's final events, handed back as [`TurnRequest::state`] on the next turn.
+    State(Value),
+    /// A short progress line shown while the reply is being prepared (ChatKit
+    /// `progress_update`), e.g. "Section 3 of 12: while loops".
+    Progress(String),
+    /// Answer buttons shown under the reply (a widget item after the message).
+    Choices(Vec<Choice>),
 }
 
 /// A failure of the reply: becomes a ChatKit `error` event.
@@ -87,6 +131,9 @@ impl Default for TurnRequest {
             message: None,
             history: Vec::new(),
             needs_title: false,
+            state: None,
+            locale: None,
+            bearer: None,
         }
     }
 }
@@ -97,6 +144,12 @@ pub trait Responder: Send + Sync + 'static {
 
     /// A short description for `/health` (e.g. `offline` or `openai:gpt-4.1-mini`).
     fn describe(&self) -> String;
+
+    /// What answers in `mode` (`/health`'s `tutors`); the same for every mode by default.
+    fn describe_mode(&self, mode: Mode) -> String {
+        let _ = mode;
+        self.describe()
+    }
 
     /// How many past items of the thread [`TurnRequest::history`] should hold (the tutor's
     /// `HISTORY_ITEMS`): the ChatKit server loads exactly that many.

@@ -19,6 +19,10 @@ pub struct RequestContext {
     pub mode: Result<Option<Mode>, UnknownMode>,
     /// `selected_text` query parameter.
     pub selected_text: Option<String>,
+    /// The client's active locale: the first tag of `Accept-Language` (ChatKit sends one).
+    pub locale: Option<String>,
+    /// The request's bearer token, handed to the responder for calls on the student's behalf.
+    pub bearer: Option<secrecy::SecretString>,
     pub request_id: Option<String>,
 }
 

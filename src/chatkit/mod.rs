@@ -23,6 +23,7 @@ mod strict;
 mod structured;
 pub mod trigger;
 pub mod types;
+pub mod widgets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,7 +16,10 @@ use super::metrics::{ChatKitMetrics, KindLabels};
 use super::sse::Sink;
 use super::store::{ThreadRecord, ThreadStore};
 use super::types::{AssistantContent, Event, ItemKind, ItemUpdate, Page, ThreadItem};
-use crate::turn::{TurnError, TurnEvent, TurnStream};
+use crate::turn::{Choice, TurnError, TurnEvent, TurnStream, Usage};
+
+/// The key of the thread metadata under which the responder's state is kept.
+pub const STATE_KEY: &str = "tutor";
 
 /// Hidden note stored when the client stops a reply (the reference's exact text).
 pub const CANCELLED_BY_USER: &str =
@@ -82,6 +85,8 @@ struct Reply<'a> {
     thread: ThreadRecord,
     pending: Option<Pending>,
     title_changed: bool,
+    /// Answer buttons to show after the message.
+    choices: Option<Vec<Choice>>,
 }
 
 /// Streams one reply from `stream` on `thread`. Returns `Err` only when the stream must end
@@ -96,6 +101,7 @@ pub async fn run(
         thread,
         pending: None,
         title_changed: false,
+        choices: None,
     };
     let mut stream = stream;
     let outcome = loop {
@@ -132,14 +138,36 @@ impl Reply<'_> {
             TurnEvent::Delta(delta) => self.delta(delta).await,
             TurnEvent::NewPart => self.new_part().await,
             TurnEvent::Title(title) => self.title(title).await,
-            TurnEvent::Usage {
-                input_tokens,
-                output_tokens,
-            } => {
-                self.usage(input_tokens, output_tokens);
+            TurnEvent::Usage(usage) => {
+                self.usage(&usage);
+                Ok(())
+            }
+            TurnEvent::State(state) => self.state(state).await,
+            TurnEvent::Progress(text) => {
+                let event = Event::ProgressUpdate { icon: None, text };
+                self.cx.sink.emit(&event).await
+            }
+            TurnEvent::Choices(choices) => {
+                self.choices = (!choices.is_empty()).then_some(choices);
                 Ok(())
             }
         }
+    }
+
+    /// Commits the responder's new state to the thread (its metadata) at once: before the
+    /// reply's final events, so a reply the student has seen always has its state saved.
+    async fn state(&mut self, state: serde_json::Value) -> Result<(), Stop> {
+        self.thread.metadata.insert(STATE_KEY.to_owned(), state);
+        self.cx
+            .store
+            .save_thread_metadata(
+                self.cx.owner,
+                &self.thread.id,
+                &self.thread.metadata,
+                ids::now(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Starts the assistant item on its first content; true when it was just started.
@@ -212,15 +240,44 @@ impl Reply<'_> {
         Ok(())
     }
 
-    fn usage(&self, input: u64, output: u64) {
-        tracing::info!(input_tokens = input, output_tokens = output, thread_id = %self.thread.id, "reply usage");
+    fn usage(&self, usage: &Usage) {
+        tracing::info!(
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            cached_tokens = usage.cached_tokens,
+            reasoning_tokens = usage.reasoning_tokens,
+            thread_id = %self.thread.id,
+            "reply usage"
+        );
         let tokens = &self.cx.metrics.reply_tokens;
         tokens
             .get_or_create(&KindLabels { kind: "input" })
-            .inc_by(input);
+            .inc_by(usage.input_tokens);
         tokens
             .get_or_create(&KindLabels { kind: "output" })
-            .inc_by(output);
+            .inc_by(usage.output_tokens);
+    }
+
+    /// The answer buttons, as a widget item after the message (saved, then announced).
+    async fn buttons(&mut self, choices: &[Choice], after: DateTime<Utc>) -> Result<(), Stop> {
+        let item = ThreadItem {
+            id: ids::message_id(),
+            thread_id: self.thread.id.clone(),
+            // Strictly after the message, so pages list the buttons under it.
+            created_at: ids::now().max(after + chrono::TimeDelta::microseconds(1)),
+            kind: ItemKind::Widget {
+                widget: super::widgets::answer_buttons(choices),
+                copy_text: Some(
+                    choices
+                        .iter()
+                        .map(|c| c.label.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+            },
+        };
+        self.cx.store.save_item(self.cx.owner, &item).await?;
+        self.cx.sink.emit(&Event::ItemDone { item }).await
     }
 
     /// Completes the reply: the item is committed, then `thread.item.done`; a failure of the
@@ -232,6 +289,9 @@ impl Reply<'_> {
                 let item = p.item();
                 self.cx.store.save_item(self.cx.owner, &item).await?;
                 self.cx.sink.emit(&Event::ItemDone { item }).await?;
+                if let Some(choices) = self.choices.take().filter(|_| failure.is_none()) {
+                    self.buttons(&choices, p.created_at).await?;
+                }
             } else {
                 self.cx
                     .sink

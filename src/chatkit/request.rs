@@ -63,11 +63,15 @@ impl Request {
         )
     }
 
-    /// Requests counted against the chat rate limit.
+    /// Requests counted against the chat rate limit (a custom action may be an answer
+    /// button, which is a chat turn).
     pub fn is_rate_limited(&self) -> bool {
         matches!(
             self,
-            Request::ThreadsCreate(_) | Request::AddUserMessage(_) | Request::RetryAfterItem(_)
+            Request::ThreadsCreate(_)
+                | Request::AddUserMessage(_)
+                | Request::RetryAfterItem(_)
+                | Request::CustomAction(_)
         )
     }
 }

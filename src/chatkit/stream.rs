@@ -32,8 +32,8 @@ enum Plan {
     ToolOutput(ThreadRecord, Option<ThreadItem>, Value),
     Structured(ThreadRecord, ThreadItem, StructuredSubmission),
     Retry(ThreadRecord, ThreadItem),
-    /// The thread was checked to exist; actions do not need it further.
-    Action(Option<ThreadItem>, Action),
+    /// A custom action on the thread, from `sender` when it names an item.
+    Action(ThreadRecord, Option<ThreadItem>, Action),
 }
 
 /// Validates `request` and starts its stream; the receiver yields SSE frames.
@@ -88,12 +88,12 @@ async fn prepare(
             item_id,
             action,
         }) => {
-            chatkit.thread(ctx, &thread_id).await?; // 404 before the stream
+            let thread = chatkit.thread(ctx, &thread_id).await?; // 404 before the stream
             let sender = match item_id {
                 Some(id) => Some(chatkit.item(ctx, &thread_id, &id).await?),
                 None => None,
             };
-            Plan::Action(sender, action)
+            Plan::Action(thread, sender, action)
         }
         other => {
             return Err(ChatKitError::Internal(format!(
@@ -170,7 +170,7 @@ impl Driver {
             Plan::ToolOutput(thread, call, result) => self.tool_output(thread, call, result).await,
             Plan::Structured(thread, item, input) => self.structured(thread, item, input).await,
             Plan::Retry(thread, item) => self.retry(thread, item).await,
-            Plan::Action(sender, action) => self.action(sender, action).await,
+            Plan::Action(thread, sender, action) => self.action(thread, sender, action).await,
         }
     }
 
@@ -312,13 +312,35 @@ impl Driver {
         self.reply(thread, request).await
     }
 
-    /// The tutor defines no custom actions: a widget sender gets a documented `error` event;
-    /// any other sender gets the reference's bare `stream.error`.
-    async fn action(&self, sender: Option<ThreadItem>, action: Action) -> Result<(), Stop> {
-        if sender
+    /// An answer button (a widget's [`crate::turn::ANSWER_ACTION`]) is answered as if its
+    /// answer had been typed: stored as the student's message, then replied to. Any other
+    /// action from a widget gets a documented `error` event; an action from another sender
+    /// the reference's bare `stream.error`.
+    async fn action(
+        &self,
+        thread: ThreadRecord,
+        sender: Option<ThreadItem>,
+        action: Action,
+    ) -> Result<(), Stop> {
+        let from_widget = sender
             .as_ref()
-            .is_some_and(|s| !matches!(s.kind, ItemKind::Widget { .. }))
+            .is_some_and(|s| matches!(s.kind, ItemKind::Widget { .. }));
+        if let Some(answer) =
+            super::widgets::answer_of(&action.kind, &action.payload).filter(|_| from_widget)
         {
+            let input = UserInput {
+                content: vec![super::types::UserContent::InputText { text: answer }],
+                attachments: Vec::new(),
+                quoted_text: None,
+                // Answer buttons belong to the teach walk.
+                inference_options: super::types::InferenceOptions {
+                    model: Some("teach".into()),
+                    ..Default::default()
+                },
+            };
+            return self.user_turn(thread, input).await;
+        }
+        if sender.is_some() && !from_widget {
             return self
                 .emit(Event::Error {
                     code: "stream.error".into(),
@@ -378,6 +400,9 @@ impl Driver {
             message: None,
             history,
             needs_title: thread.title.is_none(),
+            state: thread.metadata.get(super::reply::STATE_KEY).cloned(),
+            locale: self.ctx.locale.clone(),
+            bearer: self.ctx.bearer.clone(),
         })
     }
 

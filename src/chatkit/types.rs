@@ -283,6 +283,13 @@ pub enum Event {
     ItemReplaced { item: ThreadItem },
     #[serde(rename = "stream_options")]
     StreamOptions { stream_options: StreamOptions },
+    /// `ProgressUpdateEvent`: a transient status line while the reply is prepared.
+    #[serde(rename = "progress_update")]
+    ProgressUpdate {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        icon: Option<String>,
+        text: String,
+    },
     #[serde(rename = "error")]
     Error {
         code: String,
@@ -304,6 +311,7 @@ impl Event {
             Event::ItemRemoved { .. } => "thread.item.removed",
             Event::ItemReplaced { .. } => "thread.item.replaced",
             Event::StreamOptions { .. } => "stream_options",
+            Event::ProgressUpdate { .. } => "progress_update",
             Event::Error { .. } => "error",
         }
     }

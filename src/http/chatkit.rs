@@ -65,6 +65,8 @@ async fn chatkit(
         lesson_path: query.lesson_path,
         mode: Mode::parse_optional(query.mode.as_deref()),
         selected_text: non_blank(query.selected_text),
+        locale: locale(&headers),
+        bearer: bearer(&headers),
         request_id: request_id::current(),
         user,
     };
@@ -89,6 +91,35 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     )
+}
+
+/// The preferred language of `Accept-Language`: the tag with the highest `q` (the first on a
+/// tie), `*` and malformed tags ignored (the tutor checks the tag again before using it).
+fn locale(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let mut best: Option<(f32, String)> = None;
+    for part in raw.split(',') {
+        let mut fields = part.split(';');
+        let tag = fields.next().unwrap_or_default().trim();
+        let q = fields
+            .find_map(|f| f.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let valid = !tag.is_empty() && tag != "*" && tag.len() <= 35;
+        if valid && q > 0.0 && best.as_ref().is_none_or(|(b, _)| q > *b) {
+            best = Some((q, tag.to_owned()));
+        }
+    }
+    best.map(|(_, tag)| tag)
+}
+
+/// The `Authorization: Bearer` token, kept secret.
+fn bearer(headers: &HeaderMap) -> Option<secrecy::SecretString> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .then(|| secrecy::SecretString::from(token.to_owned()))
 }
 
 fn non_blank(v: Option<String>) -> Option<String> {
@@ -123,5 +154,36 @@ fn respond(reply: Reply, keepalive: Option<Duration>) -> Response {
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             response
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).expect("header"));
+        h
+    }
+
+    #[test]
+    fn the_preferred_locale_is_the_tag_with_the_highest_weight() {
+        let l = |v| locale(&with(header::ACCEPT_LANGUAGE, v));
+        assert_eq!(l("ur").as_deref(), Some("ur"));
+        assert_eq!(l("en;q=0.5, ur-PK").as_deref(), Some("ur-PK"));
+        assert_eq!(l("*, de;q=0.1").as_deref(), Some("de"));
+        assert_eq!(l("fr;q=0"), None);
+    }
+
+    #[test]
+    fn the_bearer_is_read_from_the_authorization_header() {
+        use secrecy::ExposeSecret;
+        let b = bearer(&with(header::AUTHORIZATION, "Bearer abc.def"));
+        assert_eq!(
+            b.map(|s| s.expose_secret().to_owned()).as_deref(),
+            Some("abc.def")
+        );
+        assert!(bearer(&with(header::AUTHORIZATION, "Basic xyz")).is_none());
     }
 }

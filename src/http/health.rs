@@ -7,14 +7,24 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::chatkit::ChatKit;
+use crate::content::Mode;
 use crate::health::{Checks, Readiness};
 
 #[derive(Serialize)]
 pub struct Live {
     status: &'static str,
     version: &'static str,
-    /// Which tutor answers: `offline` or `{api}:{model} @ {base url}`.
+    /// Which tutor answers in teach mode: `offline` or `{api}:{model} @ {base url}`.
     tutor: String,
+    /// Which tutor answers in each mode.
+    tutors: Tutors,
+}
+
+#[derive(Serialize)]
+pub struct Tutors {
+    teach: String,
+    ask: String,
+    quiz: String,
 }
 
 /// Liveness: answers as long as the process serves requests (no I/O).
@@ -23,6 +33,11 @@ pub async fn live(State(chatkit): State<ChatKit>) -> Json<Live> {
         status: "ok",
         version: crate::VERSION,
         tutor: chatkit.responder.describe(),
+        tutors: Tutors {
+            teach: chatkit.responder.describe_mode(Mode::Teach),
+            ask: chatkit.responder.describe_mode(Mode::Ask),
+            quiz: chatkit.responder.describe_mode(Mode::Quiz),
+        },
     })
 }
 

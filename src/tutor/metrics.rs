@@ -15,7 +15,8 @@ use crate::telemetry::metrics::latency_histogram;
 pub struct ReplyLabels {
     /// `offline` or the model API (`responses`, `chat_completions`).
     pub tutor: &'static str,
-    /// `teach`, `ask`, `quiz` (or `unknown` for a refused mode).
+    /// `teach`, `ask`, `quiz`, `judge` (the non-streamed answer checks), or `unknown` for a
+    /// refused mode.
     pub mode: &'static str,
     /// `ok`, `cancelled`, `upstream_rejected`, `upstream_unavailable`, `stream_error`,
     /// `timeout_first_token`, `timeout_idle`, `timeout_total`, `bad_request`.
@@ -24,7 +25,7 @@ pub struct ReplyLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    /// `input` or `output`.
+    /// `input`, `output`, `cached` (part of input), `reasoning` (part of output).
     pub kind: &'static str,
 }
 
@@ -55,7 +56,7 @@ impl TutorMetrics {
         );
         registry.register(
             "tutor_tokens",
-            "Model tokens by kind (input, output)",
+            "Model tokens by kind (input, output; cached is part of input, reasoning of output)",
             m.tokens.clone(),
         );
         registry.register(
@@ -87,14 +88,16 @@ impl TutorMetrics {
             .inc();
     }
 
-    /// Counts the tokens of one reply.
-    pub fn usage(&self, input: u64, output: u64) {
-        self.tokens
-            .get_or_create(&TokenLabels { kind: "input" })
-            .inc_by(input);
-        self.tokens
-            .get_or_create(&TokenLabels { kind: "output" })
-            .inc_by(output);
+    /// Counts the tokens of one model call.
+    pub fn usage(&self, usage: &crate::turn::Usage) {
+        for (kind, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cached", usage.cached_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ] {
+            self.tokens.get_or_create(&TokenLabels { kind }).inc_by(n);
+        }
     }
 
     /// Records the time to the first text token of one reply.

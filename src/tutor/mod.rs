@@ -1,18 +1,26 @@
-//! The tutor: teach, ask and quiz modes over an OpenAI-compatible model, or the offline tutor.
+//! The tutor: teach, ask and quiz modes, each over its own OpenAI-compatible model or the
+//! offline tutor.
 //!
-//! Owns: WHAT is said — modes, prompts ([`prompts`]), the conversation context ([`context`]),
-//! the model client ([`model`]), the offline tutor ([`offline`]), thread titles — behind the
-//! [`turn`] contract through which the ChatKit server asks for a reply. Must not touch the
-//! store or know ChatKit's wire format: item ids, persistence and event order are the
-//! ChatKit server's.
+//! Owns: WHAT is said — modes, the teach walk ([`walk`], [`teach`]), prompts ([`prompts`]),
+//! the conversation context ([`context`]), the model client ([`model`]), the offline tutor
+//! ([`offline`]), the learner profile ([`profile`]), thread titles — behind the [`turn`]
+//! contract through which the ChatKit server asks for a reply. Must not touch the store or
+//! know ChatKit's wire format: item ids, persistence and event order are the ChatKit
+//! server's; the walk's state goes out as a [`TurnEvent::State`] and comes back in the next
+//! [`TurnRequest`].
 
+pub mod bm25;
 pub mod context;
 mod metrics;
 pub mod model;
 pub mod offline;
+pub mod profile;
 pub mod prompts;
+pub mod redact;
 mod settings;
+pub mod teach;
 pub mod text;
+pub mod walk;
 
 use std::sync::Arc;
 
@@ -20,11 +28,13 @@ use futures::StreamExt;
 use prometheus_client::registry::Registry;
 
 pub use self::metrics::TutorMetrics;
-pub use self::settings::{ModelApi, ModelSettings, SETTINGS, TutorSettings};
+pub use self::settings::{ModelApi, ModelSettings, ReasoningEffort, SETTINGS, TutorSettings};
 
 use self::context::Context;
 use self::model::ModelClient;
-use crate::content::{Content, Lesson};
+use self::profile::Profiles;
+use self::teach::Voice;
+use crate::content::{Content, Lesson, Mode};
 use crate::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
 
 /// Most words of a first message used as a thread title.
@@ -49,28 +59,52 @@ pub struct Tutor {
 struct Inner {
     settings: TutorSettings,
     content: Content,
-    engine: Engine,
+    /// Teach, ask, quiz.
+    engines: [Engine; 3],
+    profiles: Option<Profiles>,
     metrics: TutorMetrics,
 }
 
+fn index(mode: Mode) -> usize {
+    match mode {
+        Mode::Teach => 0,
+        Mode::Ask => 1,
+        Mode::Quiz => 2,
+    }
+}
+
 impl Tutor {
-    /// The model tutor when `OPENAI_API_KEY` is set, else the offline tutor.
+    /// Each mode on its model when it has an API key, else on the offline tutor.
     pub fn new(settings: &TutorSettings, content: Content, registry: &mut Registry) -> Self {
         let metrics = TutorMetrics::register(registry);
-        let engine = match settings.model.api_key {
-            Some(_) => Engine::Model(Arc::new(ModelClient::new(&settings.model, metrics.clone()))),
-            None => Engine::Offline,
-        };
+        let engines = Mode::ALL.map(|mode| {
+            let s = settings.for_mode(mode);
+            match s.api_key {
+                Some(_) => Engine::Model(Arc::new(ModelClient::new(s, mode, metrics.clone()))),
+                None => Engine::Offline,
+            }
+        });
         let tutor = Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 content,
-                engine,
+                engines,
+                profiles: settings.profile_url.as_deref().map(Profiles::new),
                 metrics,
             }),
         };
-        tracing::info!(tutor = %tutor.describe(), "tutor ready");
+        tracing::info!(
+            tutor = %tutor.describe(),
+            teach = %tutor.describe_mode(Mode::Teach),
+            ask = %tutor.describe_mode(Mode::Ask),
+            quiz = %tutor.describe_mode(Mode::Quiz),
+            "tutor ready"
+        );
         tutor
+    }
+
+    fn engine(&self, mode: Mode) -> &Engine {
+        &self.inner.engines[index(mode)]
     }
 
     /// The reply to `request` given its already-loaded `lesson` (`None`: no lesson context).
@@ -79,15 +113,39 @@ impl Tutor {
         request: TurnRequest,
         lesson: Option<Arc<Lesson>>,
     ) -> TurnStream {
+        self.respond_in_context(request, lesson, None)
+    }
+
+    fn respond_in_context(
+        &self,
+        request: TurnRequest,
+        lesson: Option<Arc<Lesson>>,
+        profile: Option<profile::Profile>,
+    ) -> TurnStream {
         let mode = request.mode;
         let title = title(&request, lesson.as_deref()).map(|t| Ok(TurnEvent::Title(t)));
-        let ctx = Context::build(request, mode, lesson, &self.inner.settings);
-        let body = match &self.inner.engine {
+        let mut ctx = Context::build(request, mode, lesson, &self.inner.settings);
+        ctx.profile = profile;
+        let engine = self.engine(ctx.mode);
+        if ctx.mode == Mode::Teach && ctx.lesson.is_some() {
+            let voice = match engine {
+                Engine::Offline => {
+                    self.inner.metrics.reply("offline", "teach", "ok");
+                    Voice::Offline
+                }
+                Engine::Model(client) => Voice::Model(client.clone()),
+            };
+            let cap = self.inner.settings.teach_context_chars;
+            return futures::stream::iter(title)
+                .chain(teach::run(ctx, voice, cap))
+                .boxed();
+        }
+        let body = match engine {
             Engine::Offline => {
                 self.inner.metrics.reply("offline", ctx.mode.name(), "ok");
-                offline::reply(&ctx)
+                offline_reply(ctx)
             }
-            Engine::Model(client) => client.reply(&ctx),
+            Engine::Model(client) => client.reply(&model::wire::prompt_of(&ctx)),
         };
         futures::stream::iter(title).chain(body).boxed()
     }
@@ -105,21 +163,51 @@ impl Tutor {
     }
 }
 
+/// An offline reply outside the walk; a student reading another language is told once that
+/// the offline tutor answers in English.
+fn offline_reply(ctx: Context) -> TurnStream {
+    if !ctx.wants_other_language() || ctx.state.english_noted {
+        return offline::reply(&ctx);
+    }
+    let mut state = ctx.state.clone();
+    state.english_noted = true;
+    let note = "*(The offline tutor answers in English only.)*\n\n";
+    futures::stream::iter([Ok(TurnEvent::Delta(note.to_owned()))])
+        .chain(offline::reply(&ctx))
+        .chain(futures::stream::iter([Ok(TurnEvent::State(
+            state.to_value(),
+        ))]))
+        .boxed()
+}
+
 impl Responder for Tutor {
     fn respond(&self, request: TurnRequest) -> TurnStream {
         let tutor = self.clone();
         futures::stream::once(async move {
             // Boxed: loading a lesson (cache tiers, origin fetch) is a large future; inline,
-            // its space would stay allocated in this stream for the whole reply.
-            let lesson = Box::pin(tutor.lesson(&request)).await;
-            tutor.respond_with_lesson(request, lesson)
+            // its space would stay allocated in this stream for the whole reply. The profile
+            // is fetched at the same time (at most `profile::TIMEOUT`).
+            let profile = async {
+                match (&tutor.inner.profiles, &request.bearer) {
+                    (Some(p), Some(bearer)) => Some((*p.get(bearer).await).clone()),
+                    _ => None,
+                }
+            };
+            let (lesson, profile) =
+                futures::future::join(Box::pin(tutor.lesson(&request)), Box::pin(profile)).await;
+            tutor.respond_in_context(request, lesson, profile)
         })
         .flatten()
         .boxed()
     }
 
+    /// Teach's tutor (`/health`'s `tutor`, as before per-mode models).
     fn describe(&self) -> String {
-        match &self.inner.engine {
+        self.describe_mode(Mode::Teach)
+    }
+
+    fn describe_mode(&self, mode: Mode) -> String {
+        match self.engine(mode) {
             Engine::Offline => "offline".to_owned(),
             Engine::Model(client) => client.describe(),
         }

@@ -1,10 +1,53 @@
-//! Settings of the tutor: which tutor runs (offline, or a model behind an OpenAI-compatible
-//! API), the model client's timeouts and retries, and the context budgets.
+//! Settings of the tutor: which tutor runs in each mode (offline, or a model behind an
+//! OpenAI-compatible API), the model client's timeouts and retries, the context budgets and
+//! the learner profile service.
+//!
+//! Each mode's model is resolved once here: `{MODE}_OPENAI_API_KEY`, `{MODE}_OPENAI_BASE_URL`,
+//! `{MODE}_MODEL_API` and `{MODE}_MODEL` fall back to `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
+//! `MODEL_API` and `STUDY_MODE_MODEL`; `{MODE}_REASONING_EFFORT` has no fallback (unset = not
+//! sent). A mode with a key uses its model, a mode without one the offline tutor.
 
 use secrecy::SecretString;
 use std::time::Duration;
 
 use crate::config::{Env, SettingDoc};
+use crate::content::Mode;
+
+/// `reasoning.effort` (Responses) / `reasoning_effort` (Chat Completions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasoningEffort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+impl std::str::FromStr for ReasoningEffort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "minimal" => Ok(Self::Minimal),
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            other => Err(format!(
+                "`{other}` is not a reasoning effort; use minimal, low, medium or high"
+            )),
+        }
+    }
+}
+
+impl ReasoningEffort {
+    /// The value sent upstream.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
 
 /// Which wire protocol the model server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +89,10 @@ pub struct ModelSettings {
     /// Without a trailing slash.
     pub base_url: String,
     pub api: ModelApi,
-    /// Model name sent upstream (`STUDY_MODE_MODEL`).
+    /// Model name sent upstream (`{MODE}_MODEL`, else `STUDY_MODE_MODEL`).
     pub model: String,
+    /// `{MODE}_REASONING_EFFORT`; `None` = not sent.
+    pub reasoning_effort: Option<ReasoningEffort>,
     pub connect_timeout: Duration,
     pub first_token_timeout: Duration,
     pub idle_timeout: Duration,
@@ -61,13 +106,33 @@ pub struct ModelSettings {
 /// Settings of the tutor.
 #[derive(Debug, Clone)]
 pub struct TutorSettings {
-    /// The model client (used only when an API key is set).
+    /// The shared model settings (`OPENAI_*`, `STUDY_MODE_MODEL`, `MODEL_*`): what a mode
+    /// without settings of its own uses.
     pub model: ModelSettings,
+    /// Each mode's resolved model (`TEACH_*`, `ASK_*`, `QUIZ_*` over [`Self::model`]).
+    pub teach: ModelSettings,
+    pub ask: ModelSettings,
+    pub quiz: ModelSettings,
+    /// Cap on one walk section's text (cut on a paragraph boundary).
     pub teach_context_chars: usize,
+    /// Budget of the ranked sections given to ask mode.
     pub ask_context_chars: usize,
     pub quiz_context_chars: usize,
     /// Past thread items given to the tutor, newest kept.
     pub history_items: usize,
+    /// `LEARNER_PROFILE_URL` without a trailing slash; `None` = no profiles.
+    pub profile_url: Option<String>,
+}
+
+impl TutorSettings {
+    /// The model settings of `mode`.
+    pub fn for_mode(&self, mode: Mode) -> &ModelSettings {
+        match mode {
+            Mode::Teach => &self.teach,
+            Mode::Ask => &self.ask,
+            Mode::Quiz => &self.quiz,
+        }
+    }
 }
 
 impl Default for TutorSettings {
@@ -96,7 +161,78 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "STUDY_MODE_MODEL",
         "`gpt-4.1-mini`",
-        "Model name sent upstream.",
+        "Model name sent upstream (every mode without its own `{MODE}_MODEL`).",
+    ),
+    SettingDoc::new(
+        "TEACH_MODEL",
+        "`STUDY_MODE_MODEL`",
+        "Model of teach mode (the lesson walk and its answer checks).",
+    ),
+    SettingDoc::new(
+        "ASK_MODEL",
+        "`STUDY_MODE_MODEL`",
+        "Model of ask mode (a small fast model is enough, e.g. `gpt-5-nano`).",
+    ),
+    SettingDoc::new("QUIZ_MODEL", "`STUDY_MODE_MODEL`", "Model of quiz mode."),
+    SettingDoc::new(
+        "TEACH_REASONING_EFFORT",
+        "unset: not sent",
+        "`minimal`, `low`, `medium` or `high`: sent as `reasoning.effort` (Responses) or `reasoning_effort` (Chat Completions).",
+    ),
+    SettingDoc::new(
+        "ASK_REASONING_EFFORT",
+        "unset: not sent",
+        "As `TEACH_REASONING_EFFORT`, for ask mode (e.g. `minimal`).",
+    ),
+    SettingDoc::new(
+        "QUIZ_REASONING_EFFORT",
+        "unset: not sent",
+        "As `TEACH_REASONING_EFFORT`, for quiz mode.",
+    ),
+    SettingDoc::new(
+        "TEACH_OPENAI_BASE_URL",
+        "`OPENAI_BASE_URL`",
+        "Another provider for teach mode (with `TEACH_OPENAI_API_KEY`, `TEACH_MODEL_API`).",
+    ),
+    SettingDoc::new(
+        "ASK_OPENAI_BASE_URL",
+        "`OPENAI_BASE_URL`",
+        "Another provider for ask mode, e.g. `https://api.deepseek.com/v1`.",
+    ),
+    SettingDoc::new(
+        "QUIZ_OPENAI_BASE_URL",
+        "`OPENAI_BASE_URL`",
+        "Another provider for quiz mode.",
+    ),
+    SettingDoc::new(
+        "TEACH_OPENAI_API_KEY",
+        "`OPENAI_API_KEY`",
+        "Key of teach mode's provider. A mode with no key at all uses the offline tutor.",
+    ),
+    SettingDoc::new(
+        "ASK_OPENAI_API_KEY",
+        "`OPENAI_API_KEY`",
+        "Key of ask mode's provider.",
+    ),
+    SettingDoc::new(
+        "QUIZ_OPENAI_API_KEY",
+        "`OPENAI_API_KEY`",
+        "Key of quiz mode's provider.",
+    ),
+    SettingDoc::new(
+        "TEACH_MODEL_API",
+        "`MODEL_API`",
+        "`responses` or `chat_completions` for teach mode's provider.",
+    ),
+    SettingDoc::new(
+        "ASK_MODEL_API",
+        "`MODEL_API`",
+        "`responses` or `chat_completions` for ask mode's provider (DeepSeek: `chat_completions`).",
+    ),
+    SettingDoc::new(
+        "QUIZ_MODEL_API",
+        "`MODEL_API`",
+        "`responses` or `chat_completions` for quiz mode's provider.",
     ),
     SettingDoc::new(
         "MODEL_CONNECT_TIMEOUT_SECS",
@@ -131,12 +267,12 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "TEACH_CONTEXT_CHARS",
         "`8000`",
-        "Lesson text given to the tutor in teach mode (cut on a section boundary).",
+        "Teach mode: the cap on one walk section's text given to the tutor (cut on a paragraph boundary); the lesson's outline is sent besides.",
     ),
     SettingDoc::new(
         "ASK_CONTEXT_CHARS",
         "`6000`",
-        "Lesson text given to the tutor in ask mode.",
+        "Ask mode: the budget of the lesson sections most relevant to the question (ranked with BM25), given whole.",
     ),
     SettingDoc::new(
         "QUIZ_CONTEXT_CHARS",
@@ -147,6 +283,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "HISTORY_ITEMS",
         "`30`",
         "Past thread items given to the tutor as conversation.",
+    ),
+    SettingDoc::new(
+        "LEARNER_PROFILE_URL",
+        "unset: no profiles",
+        "Learner profile service: `GET {url}/api/v1/profiles/me` with the student's bearer (cached 5 min; fields in docs/GUIDE.md). Fail soft.",
     ),
 ];
 
@@ -171,6 +312,7 @@ impl TutorSettings {
             model: env
                 .string("STUDY_MODE_MODEL")
                 .unwrap_or_else(|| "gpt-4.1-mini".into()),
+            reasoning_effort: None,
             connect_timeout: secs_f64(env, "MODEL_CONNECT_TIMEOUT_SECS", 10.0),
             first_token_timeout: secs_f64(env, "MODEL_FIRST_TOKEN_TIMEOUT_SECS", 30.0),
             idle_timeout: secs_f64(env, "MODEL_IDLE_TIMEOUT_SECS", 30.0),
@@ -178,13 +320,58 @@ impl TutorSettings {
             max_retries: env.parse_or("MODEL_MAX_RETRIES", 2),
             retry_backoff: Duration::from_millis(env.parse_or("MODEL_RETRY_BACKOFF_MS", 500)),
         };
+        let profile_url = env
+            .string("LEARNER_PROFILE_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(u) = &profile_url {
+            if url::Url::parse(u).is_err() {
+                env.error(
+                    "LEARNER_PROFILE_URL",
+                    format!("`{u}` is not a URL like https://profiles.example.com"),
+                );
+            }
+        }
         Self {
+            teach: mode_model(env, &model, "TEACH"),
+            ask: mode_model(env, &model, "ASK"),
+            quiz: mode_model(env, &model, "QUIZ"),
             model,
+            profile_url,
             teach_context_chars: positive(env, "TEACH_CONTEXT_CHARS", 8000),
             ask_context_chars: positive(env, "ASK_CONTEXT_CHARS", 6000),
             quiz_context_chars: positive(env, "QUIZ_CONTEXT_CHARS", 8000),
             history_items: positive(env, "HISTORY_ITEMS", 30),
         }
+    }
+}
+
+/// The model of one mode (`prefix` = `TEACH`, `ASK`, `QUIZ`): its own variables over `base`.
+fn mode_model(env: &mut Env, base: &ModelSettings, prefix: &str) -> ModelSettings {
+    let var = |name: &str| format!("{prefix}_{name}");
+    let base_url = match env.string(&var("OPENAI_BASE_URL")) {
+        Some(u) => {
+            let u = u.trim_end_matches('/').to_owned();
+            if url::Url::parse(&u).is_err() {
+                env.error(
+                    &var("OPENAI_BASE_URL"),
+                    format!("`{u}` is not a URL like https://api.openai.com/v1"),
+                );
+            }
+            u
+        }
+        None => base.base_url.clone(),
+    };
+    ModelSettings {
+        api_key: env
+            .secret(&var("OPENAI_API_KEY"))
+            .or_else(|| base.api_key.clone()),
+        base_url,
+        api: env.parse_or(&var("MODEL_API"), base.api),
+        model: env
+            .string(&var("MODEL"))
+            .unwrap_or_else(|| base.model.clone()),
+        reasoning_effort: env.parse(&var("REASONING_EFFORT")),
+        ..base.clone()
     }
 }
 
@@ -263,6 +450,57 @@ mod tests {
             "MODEL_IDLE_TIMEOUT_SECS",
             "HISTORY_ITEMS",
             "OPENAI_BASE_URL",
+        ] {
+            assert!(names.contains(&n), "{n} not reported: {names:?}");
+        }
+    }
+
+    #[test]
+    fn each_mode_falls_back_to_the_shared_model_and_may_have_its_own() {
+        let s = read(&[
+            ("OPENAI_API_KEY", "sk-main"),
+            ("STUDY_MODE_MODEL", "gpt-5-mini"),
+            ("ASK_MODEL", "deepseek-chat"),
+            ("ASK_OPENAI_BASE_URL", "https://api.deepseek.com/v1/"),
+            ("ASK_MODEL_API", "chat_completions"),
+            ("ASK_REASONING_EFFORT", "minimal"),
+            ("QUIZ_MODEL", "gpt-5-nano"),
+        ])
+        .expect("valid");
+        assert_eq!(s.teach.model, "gpt-5-mini");
+        assert_eq!(s.teach.reasoning_effort, None);
+        assert_eq!(s.ask.model, "deepseek-chat");
+        assert_eq!(s.ask.base_url, "https://api.deepseek.com/v1");
+        assert_eq!(s.ask.api, ModelApi::ChatCompletions);
+        assert_eq!(s.ask.reasoning_effort, Some(ReasoningEffort::Minimal));
+        assert!(s.ask.api_key.is_some(), "the shared key is inherited");
+        assert_eq!(s.quiz.model, "gpt-5-nano");
+        assert_eq!(s.quiz.base_url, "https://api.openai.com/v1");
+        assert_eq!(s.for_mode(Mode::Quiz).model, "gpt-5-nano");
+    }
+
+    #[test]
+    fn a_mode_with_a_key_of_its_own_uses_a_model_while_the_others_stay_offline() {
+        let s = read(&[("ASK_OPENAI_API_KEY", "sk-ask")]).expect("valid");
+        assert!(s.ask.api_key.is_some());
+        assert!(s.teach.api_key.is_none() && s.quiz.api_key.is_none());
+    }
+
+    #[test]
+    fn bad_per_mode_values_name_their_variable() {
+        let errors = read(&[
+            ("TEACH_REASONING_EFFORT", "extreme"),
+            ("ASK_MODEL_API", "grpc"),
+            ("QUIZ_OPENAI_BASE_URL", "nope"),
+            ("LEARNER_PROFILE_URL", "not a url"),
+        ])
+        .expect_err("invalid");
+        let names: Vec<_> = errors.0.iter().map(|e| e.variable.as_str()).collect();
+        for n in [
+            "TEACH_REASONING_EFFORT",
+            "ASK_MODEL_API",
+            "QUIZ_OPENAI_BASE_URL",
+            "LEARNER_PROFILE_URL",
         ] {
             assert!(names.contains(&n), "{n} not reported: {names:?}");
         }

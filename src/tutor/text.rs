@@ -29,21 +29,90 @@ fn stem(word: String) -> String {
     }
 }
 
-/// Splits prose into sentences (on `.`, `!`, `?` followed by whitespace, and on line breaks
-/// between list items or paragraphs). Code fences are dropped: they are not sentences.
+/// One block of a lesson's Markdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// A paragraph, its soft-wrapped lines joined with spaces.
+    Paragraph(String),
+    /// One list item (marker removed), continuation lines joined.
+    Item(String),
+    /// A fenced code block, fences included.
+    Code(String),
+    /// A heading inside the section (`### …`), without its hashes.
+    Heading(String),
+}
+
+/// The blocks of `text`: paragraphs and list items with their soft-wrapped lines joined (a
+/// line break inside a paragraph is a space, never a sentence end), code blocks kept whole,
+/// tables, HTML and quotes' markers dropped.
+pub fn blocks(text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut para: Option<Block> = None;
+    let mut code: Option<String> = None;
+    let flush = |para: &mut Option<Block>, out: &mut Vec<Block>| {
+        if let Some(b) = para.take() {
+            out.push(b);
+        }
+    };
+    for raw in text.lines() {
+        let line = raw.trim();
+        if let Some(c) = code.as_mut() {
+            c.push_str(raw);
+            c.push('\n');
+            if line.starts_with("```") || line.starts_with("~~~") {
+                out.push(Block::Code(
+                    code.take().unwrap_or_default().trim_end().to_owned(),
+                ));
+            }
+            continue;
+        }
+        if line.starts_with("```") || line.starts_with("~~~") {
+            flush(&mut para, &mut out);
+            code = Some(format!("{raw}\n"));
+            continue;
+        }
+        if line.is_empty() || line.starts_with('|') || line.starts_with('<') {
+            flush(&mut para, &mut out);
+            continue;
+        }
+        if line.starts_with('#') {
+            flush(&mut para, &mut out);
+            out.push(Block::Heading(
+                line.trim_start_matches('#').trim().to_owned(),
+            ));
+            continue;
+        }
+        let stripped = strip_markers(line);
+        let is_item = stripped.len() < line.len() && !line.starts_with('>');
+        match (&mut para, is_item) {
+            (_, true) => {
+                flush(&mut para, &mut out);
+                para = Some(Block::Item(stripped.to_owned()));
+            }
+            (Some(Block::Paragraph(p) | Block::Item(p)), false) => {
+                p.push(' ');
+                p.push_str(stripped);
+            }
+            (_, false) => para = Some(Block::Paragraph(stripped.to_owned())),
+        }
+    }
+    flush(&mut para, &mut out);
+    if let Some(c) = code {
+        out.push(Block::Code(c.trim_end().to_owned()));
+    }
+    out
+}
+
+/// Splits prose into sentences (on `.`, `!`, `?` followed by whitespace; each list item is its
+/// own sentence). Soft-wrapped lines are joined first, so a line break is never a sentence end.
+/// Code blocks, headings and tables are not sentences.
 pub fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut in_fence = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with("```") || line.starts_with("~~~") {
-            in_fence = !in_fence;
-            continue;
+    for block in blocks(text) {
+        match block {
+            Block::Paragraph(p) | Block::Item(p) => split_line(&p, &mut out),
+            Block::Code(_) | Block::Heading(_) => {}
         }
-        if in_fence || line.is_empty() || line.starts_with('|') || line.starts_with('#') {
-            continue;
-        }
-        split_line(strip_markers(line), &mut out);
     }
     out
 }
@@ -159,6 +228,35 @@ mod tests {
                 "It is safe!",
                 "A list item",
                 "**Bold** start"
+            ]
+        );
+    }
+
+    #[test]
+    fn soft_wrapped_lines_are_one_sentence_not_two() {
+        let text = "A **loop** runs the same block. Python has two: `for` goes through the items of\na sequence, `while` repeats.\n\n- first item that\n  wraps\n- second";
+        assert_eq!(
+            sentences(text),
+            vec![
+                "A **loop** runs the same block.",
+                "Python has two: `for` goes through the items of a sequence, `while` repeats.",
+                "first item that wraps",
+                "second"
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_keep_code_whole_and_join_paragraph_lines() {
+        let b = blocks(
+            "Intro line one\nline two.\n\n```python\nx = 1\n\ny = 2\n```\n### Sub\n| a | b |\n",
+        );
+        assert_eq!(
+            b,
+            vec![
+                Block::Paragraph("Intro line one line two.".into()),
+                Block::Code("```python\nx = 1\n\ny = 2\n```".into()),
+                Block::Heading("Sub".into()),
             ]
         );
     }

@@ -332,7 +332,8 @@ test("Stop aborts a streaming reply, the model request is dropped and the partia
     const saved = p.locator(".message.assistant .body").last();
     await saved.waitFor();
     const text = (await saved.textContent()).trim();
-    expect(text.startsWith("word1 word2 word3"), `the saved partial reply is "${text.slice(0, 60)}"`);
+    // Teach mode walks the lesson: the service's section header comes before the model's words.
+    expect(text.includes("word1 word2 word3"), `the saved partial reply is "${text.slice(0, 120)}"`);
     expect(!text.includes("word600"), "the reply ran to the end despite Stop");
     expect(shown.length > 0, "nothing was shown before Stop");
   } finally {

@@ -101,6 +101,25 @@ where
         written(DB::rows_affected(&done))
     }
 
+    pub(super) async fn save_thread_metadata(
+        &self,
+        owner: &str,
+        id: &str,
+        metadata: &Map<String, Value>,
+        updated_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE threads SET metadata = $3, updated_at = $4 WHERE id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(Json(metadata))
+        .bind(DbTime(updated_at))
+        .execute(&self.pool)
+        .await?;
+        written(DB::rows_affected(&done))
+    }
+
     pub(super) async fn load_threads(
         &self,
         owner: &str,

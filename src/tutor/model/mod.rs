@@ -1,10 +1,13 @@
-//! The model tutor: an OpenAI-compatible client (Responses or Chat Completions API) that
-//! streams one reply as [`TurnEvent`]s.
+//! The model tutor: an OpenAI-compatible client (Responses or Chat Completions API).
 //!
-//! Owns: the HTTP request, retries before the first token, the four timeouts (connect, first
-//! token, gap between chunks, total), error mapping, usage. The reply is a stream driven by
-//! its consumer (no spawned task), so dropping it drops the response and closes the upstream
-//! connection.
+//! Owns: the HTTP request, retries, the four timeouts (connect, first token, gap between
+//! chunks, total), error mapping, usage. **Every model call of the service goes through one of
+//! two functions here**, each given its mode's model settings: [`ModelClient::reply`] (a
+//! streamed reply for the student, as [`TurnEvent`]s ending with its [`Usage`]) and
+//! [`ModelClient::judge`] (one non-streamed JSON object for the service — a verdict, an answer
+//! key — with its [`Usage`], never shown to the student). Credit metering (issue #16) wraps
+//! exactly these two. The streamed reply is driven by its consumer (no spawned task), so
+//! dropping it drops the response and closes the upstream connection.
 
 mod reply;
 pub mod sse;
@@ -18,10 +21,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use self::reply::{Failure, Reply};
-use super::context::Context;
+use self::wire::{Prompt, Shape};
 use super::metrics::TutorMetrics;
 use super::settings::{ModelApi, ModelSettings};
-use crate::turn::TurnStream;
+use crate::content::Mode;
+use crate::turn::{TurnError, TurnStream, Usage};
+
+/// Largest judge answer we read.
+const MAX_JUDGE_BODY: usize = 1 << 20;
 
 /// Longest `Retry-After` we honour before the first token.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -31,13 +38,14 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 pub struct ModelClient {
     http: reqwest::Client,
     settings: ModelSettings,
+    mode: Mode,
     url: String,
     metrics: TutorMetrics,
 }
 
 impl ModelClient {
-    /// A client for `settings` (connect timeout applied to every connection).
-    pub fn new(settings: &ModelSettings, metrics: TutorMetrics) -> Self {
+    /// A client for `mode`'s `settings` (connect timeout applied to every connection).
+    pub fn new(settings: &ModelSettings, mode: Mode, metrics: TutorMetrics) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
@@ -55,8 +63,14 @@ impl ModelClient {
             http,
             url: format!("{}/{path}", settings.base_url),
             settings: settings.clone(),
+            mode,
             metrics,
         }
+    }
+
+    /// The settings this client calls with.
+    pub fn settings(&self) -> &ModelSettings {
+        &self.settings
     }
 
     /// e.g. `openai-responses:gpt-4.1-mini @ https://api.openai.com/v1`.
@@ -69,10 +83,14 @@ impl ModelClient {
         )
     }
 
-    /// Streams the reply for `ctx`.
-    pub fn reply(self: &Arc<Self>, ctx: &Context) -> TurnStream {
-        let body = wire::request_body(self.settings.api, &self.settings.model, ctx);
-        let reply = Reply::new(self.clone(), Bytes::from(body.to_string()), ctx.mode.name());
+    /// Call kind 1: the streamed reply to `prompt` (deltas, parts, then its usage).
+    pub fn reply(self: &Arc<Self>, prompt: &Prompt) -> TurnStream {
+        let body = wire::request_body(&self.settings, prompt, Shape::Stream);
+        let reply = Reply::new(
+            self.clone(),
+            Bytes::from(body.to_string()),
+            self.mode.name(),
+        );
         futures::stream::unfold(reply, |mut r| async move {
             let item = r.next().await?;
             Some((item, r))
@@ -80,17 +98,138 @@ impl ModelClient {
         .boxed()
     }
 
-    fn request(&self, body: &Bytes) -> reqwest::RequestBuilder {
+    /// Call kind 2: one JSON object answering `prompt`, not streamed (the judge of a check
+    /// answer, an answer key). Retried like a reply before its answer; the whole call is
+    /// bounded by the first-token timeout per attempt and the total timeout.
+    pub async fn judge(&self, prompt: &Prompt) -> Result<(serde_json::Value, Usage), TurnError> {
+        let started = tokio::time::Instant::now();
+        let body = Bytes::from(wire::request_body(&self.settings, prompt, Shape::Json).to_string());
+        let deadline = started + self.settings.total_timeout;
+        let mut retries = 0;
+        let outcome = loop {
+            match self.judge_once(&body, deadline).await {
+                Ok(v) => break Ok(v),
+                Err((f, after)) => {
+                    let wait = after
+                        .unwrap_or(self.settings.retry_backoff * 2u32.saturating_pow(retries))
+                        .min(MAX_RETRY_AFTER);
+                    let retry = f.retryable()
+                        && retries < self.settings.max_retries
+                        && tokio::time::Instant::now() + wait < deadline;
+                    if !retry {
+                        break Err(f);
+                    }
+                    retries += 1;
+                    self.metrics.retries.inc();
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        };
+        let api = self.settings.api.name();
+        self.metrics
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok((value, usage)) => {
+                self.metrics.reply(api, "judge", "ok");
+                self.metrics.usage(&usage);
+                Ok((value, usage))
+            }
+            Err(f) => {
+                tracing::warn!(outcome = f.outcome(), error = %f.message(), "model judge call failed");
+                self.metrics.reply(api, "judge", f.outcome());
+                Err(f.into_error())
+            }
+        }
+    }
+
+    async fn judge_once(
+        &self,
+        body: &Bytes,
+        deadline: tokio::time::Instant,
+    ) -> Result<(serde_json::Value, Usage), (Failure, Option<Duration>)> {
+        let attempt =
+            (tokio::time::Instant::now() + self.settings.first_token_timeout).min(deadline);
+        let timeout = || {
+            let limit = self.settings.first_token_timeout.as_secs_f64();
+            Failure::new(
+                "timeout_first_token",
+                format!("the model did not answer within {limit:.1} s"),
+                true,
+            )
+        };
+        let send = self.request(body, "application/json").send();
+        let resp = match tokio::time::timeout_at(attempt, send).await {
+            Err(_) => return Err((timeout(), None)),
+            Ok(Err(e)) => {
+                let message = format!("cannot reach the model API: {}", error_chain(&e));
+                return Err((Failure::new("upstream_unavailable", message, true), None));
+            }
+            Ok(Ok(resp)) if !resp.status().is_success() => {
+                let after = retry_after(&resp);
+                return Err((status_failure(resp).await, after));
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let mut bytes = Vec::new();
+        let mut stream = resp.bytes_stream();
+        loop {
+            match tokio::time::timeout_at(attempt, stream.next()).await {
+                Err(_) => return Err((timeout(), None)),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    let message = format!("the model answer broke: {}", error_chain(&e));
+                    return Err((Failure::new("stream_error", message, true), None));
+                }
+                Ok(Some(Ok(chunk))) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > MAX_JUDGE_BODY {
+                        let f =
+                            Failure::new("stream_error", "the model's answer is too large", false);
+                        return Err((f, None));
+                    }
+                }
+            }
+        }
+        let (text, usage) = wire::whole_text(self.settings.api, &bytes)
+            .map_err(|m| (Failure::new("stream_error", m, true), None))?;
+        match json_object(&text) {
+            Some(value) => Ok((value, usage.unwrap_or_default())),
+            None => {
+                let m = format!(
+                    "the model's answer is not a JSON object: {}",
+                    crate::tutor::text::truncate_chars(&text, 80)
+                );
+                Err((Failure::new("stream_error", m, true), None))
+            }
+        }
+    }
+
+    fn request(&self, body: &Bytes, accept: &'static str) -> reqwest::RequestBuilder {
         let mut req = self
             .http
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(reqwest::header::ACCEPT, accept)
             .body(body.clone());
         if let Some(key) = &self.settings.api_key {
             req = req.bearer_auth(key.expose_secret());
         }
         req
+    }
+}
+
+/// The JSON object in a model's text: the whole text, else the outermost `{…}` in it (models
+/// without a JSON mode wrap it in prose or a code fence).
+pub fn json_object(text: &str) -> Option<serde_json::Value> {
+    let text = text.trim();
+    if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(text) {
+        return Some(v);
+    }
+    let (start, end) = (text.find('{')?, text.rfind('}')?);
+    match serde_json::from_str(text.get(start..=end)?) {
+        Ok(v @ serde_json::Value::Object(_)) => Some(v),
+        _ => None,
     }
 }
 
@@ -176,6 +315,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_object_is_found_bare_fenced_or_in_prose() {
+        let want = serde_json::json!({"verdict": "correct"});
+        assert_eq!(json_object(r#"{"verdict": "correct"}"#), Some(want.clone()));
+        assert_eq!(
+            json_object("```json\n{\"verdict\": \"correct\"}\n```"),
+            Some(want.clone())
+        );
+        assert_eq!(
+            json_object("Sure! {\"verdict\": \"correct\"} Done."),
+            Some(want)
+        );
+        assert_eq!(json_object("no json"), None);
+        assert_eq!(json_object("[1, 2]"), None);
+    }
 
     #[test]
     fn credentials_in_the_base_url_are_not_described() {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::sse::SseParser;
 use super::wire::{self, Decoder, WireEvent};
 use super::{MAX_RETRY_AFTER, ModelClient, error_chain, retry_after, status_failure};
-use crate::turn::{TurnError, TurnEvent};
+use crate::turn::{TurnError, TurnEvent, Usage};
 
 /// Largest non-streamed (JSON) reply we accept.
 const MAX_JSON_BODY: usize = 4 << 20;
@@ -46,6 +46,22 @@ impl Failure {
             },
         }
     }
+
+    pub(super) fn retryable(&self) -> bool {
+        self.error.allow_retry && !self.outcome.starts_with("timeout")
+    }
+
+    pub(super) fn outcome(&self) -> &'static str {
+        self.outcome
+    }
+
+    pub(super) fn message(&self) -> &str {
+        &self.error.message
+    }
+
+    pub(super) fn into_error(self) -> TurnError {
+        self.error
+    }
 }
 
 /// One reply in progress.
@@ -69,7 +85,7 @@ pub(super) struct Reply {
     /// Retries used so far (all before the first token).
     retries: u32,
     text_in_part: bool,
-    usage: Option<(u64, u64)>,
+    usage: Option<Usage>,
     finished: bool,
 }
 
@@ -148,7 +164,7 @@ impl Reply {
     ) -> Result<BoxStream<'static, reqwest::Result<Bytes>>, (Failure, Option<Duration>)> {
         let first_token = self.client.settings.first_token_timeout;
         self.first_token_deadline = (Instant::now() + first_token).min(self.total_deadline);
-        let send = self.client.request(&self.body).send();
+        let send = self.client.request(&self.body, "text/event-stream").send();
         match tokio::time::timeout_at(self.first_token_deadline, send).await {
             Err(_) => Err((self.timeout(), None)),
             Ok(Ok(resp)) if resp.status().is_success() => {
@@ -269,7 +285,7 @@ impl Reply {
                 self.pending.push_back(Ok(TurnEvent::NewPart));
             }
             WireEvent::NewPart => {}
-            WireEvent::Usage { input, output } => self.usage = Some((input, output)),
+            WireEvent::Usage(u) => self.usage = Some(u),
             WireEvent::Done => self.complete(),
             WireEvent::Error { message, retryable } => {
                 return Err(Failure::new("stream_error", message, retryable));
@@ -300,12 +316,9 @@ impl Reply {
     }
 
     fn complete(&mut self) {
-        if let Some((input, output)) = self.usage {
-            self.client.metrics.usage(input, output);
-            self.pending.push_back(Ok(TurnEvent::Usage {
-                input_tokens: input,
-                output_tokens: output,
-            }));
+        if let Some(usage) = self.usage {
+            self.client.metrics.usage(&usage);
+            self.pending.push_back(Ok(TurnEvent::Usage(usage)));
         }
         self.finish("ok");
     }

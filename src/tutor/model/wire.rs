@@ -4,10 +4,39 @@
 use serde_json::{Value, json};
 
 use super::sse::SseEvent;
-use crate::turn::Role;
+use crate::turn::{Role, Usage};
 use crate::tutor::context::Context;
 use crate::tutor::prompts;
-use crate::tutor::settings::ModelApi;
+use crate::tutor::settings::{ModelApi, ModelSettings};
+
+/// One model request's text: system instructions and the conversation, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompt {
+    pub instructions: String,
+    /// `(role, content)`: `user`, `assistant` or `system`.
+    pub messages: Vec<(&'static str, String)>,
+}
+
+impl Prompt {
+    /// Characters of the whole prompt (what the benchmarks count besides tokens).
+    pub fn chars(&self) -> usize {
+        self.instructions.chars().count()
+            + self
+                .messages
+                .iter()
+                .map(|(_, c)| c.chars().count())
+                .sum::<usize>()
+    }
+}
+
+/// How the answer is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Streamed text for the student.
+    Stream,
+    /// One JSON object for the service, not streamed.
+    Json,
+}
 
 /// What one upstream event means for the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,10 +44,7 @@ pub enum WireEvent {
     Delta(String),
     /// A new content part begins.
     NewPart,
-    Usage {
-        input: u64,
-        output: u64,
-    },
+    Usage(Usage),
     /// The reply is complete.
     Done,
     /// The upstream reported a failure inside the stream.
@@ -28,34 +54,65 @@ pub enum WireEvent {
     },
 }
 
-/// The request body for `api`.
-pub fn request_body(api: ModelApi, model: &str, ctx: &Context) -> Value {
-    let instructions = prompts::instructions(ctx);
-    let messages = conversation(ctx);
-    match api {
-        ModelApi::Responses => json!({
-            "model": model,
-            "instructions": instructions,
-            "input": messages,
-            "stream": true,
-            "store": false,
-        }),
-        ModelApi::ChatCompletions => {
-            let mut all = vec![json!({"role": "system", "content": instructions})];
-            all.extend(messages);
-            json!({
-                "model": model,
-                "messages": all,
-                "stream": true,
-                "stream_options": {"include_usage": true},
-            })
+/// The request body of `prompt` for the model of `settings`, streamed or as one JSON object.
+pub fn request_body(settings: &ModelSettings, prompt: &Prompt, shape: Shape) -> Value {
+    let messages: Vec<Value> = prompt
+        .messages
+        .iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    let stream = shape == Shape::Stream;
+    let effort = settings.reasoning_effort.map(|e| e.name());
+    let mut body = match settings.api {
+        ModelApi::Responses => {
+            let mut b = json!({
+                "model": settings.model,
+                "instructions": prompt.instructions,
+                "input": messages,
+                "stream": stream,
+                "store": false,
+            });
+            if let Some(effort) = effort {
+                b["reasoning"] = json!({"effort": effort});
+            }
+            if shape == Shape::Json {
+                b["text"] = json!({"format": {"type": "json_object"}});
+            }
+            b
         }
+        ModelApi::ChatCompletions => {
+            let mut all = vec![json!({"role": "system", "content": prompt.instructions})];
+            all.extend(messages);
+            let mut b = json!({"model": settings.model, "messages": all, "stream": stream});
+            if stream {
+                b["stream_options"] = json!({"include_usage": true});
+            }
+            if let Some(effort) = effort {
+                b["reasoning_effort"] = json!(effort);
+            }
+            if shape == Shape::Json {
+                b["response_format"] = json!({"type": "json_object"});
+            }
+            b
+        }
+    };
+    if body["stream"] == json!(false) {
+        body.as_object_mut().map(|o| o.remove("stream_options"));
+    }
+    body
+}
+
+/// The prompt of a free reply for `ctx`: the mode's instructions and the conversation.
+pub fn prompt_of(ctx: &Context) -> Prompt {
+    Prompt {
+        instructions: prompts::instructions(ctx),
+        messages: conversation(ctx),
     }
 }
 
-/// History then the new message, as `{role, content}` messages (both APIs accept this form).
-fn conversation(ctx: &Context) -> Vec<Value> {
-    let mut out: Vec<Value> = ctx
+/// History then the new message, as `(role, content)` messages (both APIs accept this form).
+pub fn conversation(ctx: &Context) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = ctx
         .history
         .iter()
         .filter(|t| !t.text.trim().is_empty())
@@ -65,20 +122,33 @@ fn conversation(ctx: &Context) -> Vec<Value> {
                 Role::Assistant => "assistant",
                 Role::Hidden => "system",
             };
-            json!({"role": role, "content": t.text})
+            (role, t.text.clone())
         })
         .collect();
     match &ctx.message {
-        Some(m) => out.push(json!({"role": "user", "content": m})),
-        None if ctx.start || out.is_empty() => {
-            out.push(json!({"role": "user", "content": prompts::START_MESSAGE}))
-        }
-        None if out.last().is_some_and(|m| m["role"] != "user") => {
-            out.push(json!({"role": "user", "content": prompts::CONTINUE_MESSAGE}))
+        Some(m) => out.push(("user", m.clone())),
+        None if ctx.start || out.is_empty() => out.push(("user", prompts::START_MESSAGE.into())),
+        None if out.last().is_some_and(|m| m.0 != "user") => {
+            out.push(("user", prompts::CONTINUE_MESSAGE.into()))
         }
         None => {}
     }
     out
+}
+
+/// The text of a whole (non-streamed) reply of either API, and its usage.
+pub fn whole_text(api: ModelApi, body: &[u8]) -> Result<(String, Option<Usage>), String> {
+    let mut text = String::new();
+    let mut usage = None;
+    for event in decode_whole(api, body) {
+        match event {
+            WireEvent::Delta(d) => text.push_str(&d),
+            WireEvent::Usage(u) => usage = Some(u),
+            WireEvent::Error { message, .. } => return Err(message),
+            WireEvent::NewPart | WireEvent::Done => {}
+        }
+    }
+    Ok((text, usage))
 }
 
 /// Decoder state of one reply.
@@ -194,13 +264,28 @@ fn text(v: &Value) -> Vec<WireEvent> {
     }
 }
 
-/// Usage of either API: `input_tokens`/`output_tokens` or `prompt_tokens`/`completion_tokens`.
+/// Usage of either API: `input_tokens`/`output_tokens` (+ `input_tokens_details.cached_tokens`,
+/// `output_tokens_details.reasoning_tokens`) or `prompt_tokens`/`completion_tokens` (+
+/// `prompt_tokens_details`, `completion_tokens_details`).
 fn usage(v: &Value) -> Option<WireEvent> {
     let input = v["input_tokens"].as_u64().or(v["prompt_tokens"].as_u64())?;
     let output = v["output_tokens"]
         .as_u64()
         .or(v["completion_tokens"].as_u64())?;
-    Some(WireEvent::Usage { input, output })
+    let cached = v["input_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .or(v["prompt_tokens_details"]["cached_tokens"].as_u64())
+        .unwrap_or(0);
+    let reasoning = v["output_tokens_details"]["reasoning_tokens"]
+        .as_u64()
+        .or(v["completion_tokens_details"]["reasoning_tokens"].as_u64())
+        .unwrap_or(0);
+    Some(WireEvent::Usage(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        cached_tokens: cached,
+        reasoning_tokens: reasoning,
+    }))
 }
 
 fn with_usage(v: &Value, then: WireEvent) -> Vec<WireEvent> {
@@ -245,12 +330,68 @@ fn malformed(data: &str) -> WireEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tutor::settings::ReasoningEffort;
 
     fn sse(event: Option<&str>, data: &str) -> SseEvent {
         SseEvent {
             event: event.map(Into::into),
             data: data.into(),
         }
+    }
+
+    fn settings(api: ModelApi, effort: Option<ReasoningEffort>) -> ModelSettings {
+        let mut s = crate::tutor::settings::TutorSettings::default().model;
+        s.api = api;
+        s.reasoning_effort = effort;
+        s
+    }
+
+    #[test]
+    fn reasoning_effort_and_json_answers_use_each_apis_own_fields() {
+        let prompt = Prompt {
+            instructions: "i".into(),
+            messages: vec![("user", "q".into())],
+        };
+        let r = request_body(
+            &settings(ModelApi::Responses, Some(ReasoningEffort::Minimal)),
+            &prompt,
+            Shape::Json,
+        );
+        assert_eq!(r["reasoning"], json!({"effort": "minimal"}));
+        assert_eq!(r["stream"], json!(false));
+        assert_eq!(r["text"]["format"]["type"], "json_object");
+        let c = request_body(
+            &settings(ModelApi::ChatCompletions, Some(ReasoningEffort::High)),
+            &prompt,
+            Shape::Json,
+        );
+        assert_eq!(c["reasoning_effort"], "high");
+        assert_eq!(c["response_format"]["type"], "json_object");
+        assert!(c.get("stream_options").is_none());
+        let unset = request_body(&settings(ModelApi::Responses, None), &prompt, Shape::Stream);
+        assert!(unset.get("reasoning").is_none(), "unset effort is not sent");
+        let unset = request_body(
+            &settings(ModelApi::ChatCompletions, None),
+            &prompt,
+            Shape::Stream,
+        );
+        assert!(unset.get("reasoning_effort").is_none());
+    }
+
+    #[test]
+    fn cached_and_reasoning_tokens_are_read_from_both_apis() {
+        let r = usage(&json!({"input_tokens": 10, "output_tokens": 5,
+            "input_tokens_details": {"cached_tokens": 4}, "output_tokens_details": {"reasoning_tokens": 2}}));
+        let c = usage(&json!({"prompt_tokens": 10, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}));
+        let want = WireEvent::Usage(Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_tokens: 4,
+            reasoning_tokens: 2,
+        });
+        assert_eq!(r, Some(want.clone()));
+        assert_eq!(c, Some(want));
     }
 
     fn context(message: Option<&str>, history: &[(Role, &str)]) -> Context {
@@ -271,7 +412,10 @@ mod tests {
 
     #[test]
     fn the_conversation_always_ends_with_a_user_turn() {
-        let body = |ctx: &Context| request_body(ModelApi::Responses, "m", ctx)["input"].clone();
+        let settings = settings(ModelApi::Responses, None);
+        let body = |ctx: &Context| {
+            request_body(&settings, &prompt_of(ctx), Shape::Stream)["input"].clone()
+        };
         let start = body(&context(None, &[]));
         assert_eq!(
             start,
@@ -292,11 +436,9 @@ mod tests {
 
     #[test]
     fn chat_completions_put_the_instructions_first_as_a_system_message() {
-        let body = request_body(
-            ModelApi::ChatCompletions,
-            "llama3",
-            &context(Some("q"), &[]),
-        );
+        let mut s = settings(ModelApi::ChatCompletions, None);
+        s.model = "llama3".into();
+        let body = request_body(&s, &prompt_of(&context(Some("q"), &[])), Shape::Stream);
         assert_eq!(body["model"], "llama3");
         assert_eq!(body["messages"][0]["role"], "system");
         assert!(
@@ -325,10 +467,11 @@ mod tests {
         assert_eq!(
             d.decode(api, &sse(None, done)),
             vec![
-                WireEvent::Usage {
-                    input: 5,
-                    output: 7
-                },
+                WireEvent::Usage(Usage {
+                    input_tokens: 5,
+                    output_tokens: 7,
+                    ..Usage::default()
+                }),
                 WireEvent::Done
             ]
         );
@@ -375,10 +518,11 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
         assert_eq!(
             d.decode(api, &sse(None, usage)),
-            vec![WireEvent::Usage {
-                input: 3,
-                output: 4
-            }]
+            vec![WireEvent::Usage(Usage {
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Usage::default()
+            })]
         );
         assert_eq!(d.decode(api, &sse(None, "[DONE]")), vec![WireEvent::Done]);
     }
@@ -390,10 +534,11 @@ mod tests {
             decode_whole(ModelApi::ChatCompletions, chat),
             vec![
                 WireEvent::Delta("Whole reply.".into()),
-                WireEvent::Usage {
-                    input: 9,
-                    output: 3
-                },
+                WireEvent::Usage(Usage {
+                    input_tokens: 9,
+                    output_tokens: 3,
+                    ..Usage::default()
+                }),
                 WireEvent::Done
             ]
         );
@@ -404,10 +549,11 @@ mod tests {
                 WireEvent::Delta("One.".into()),
                 WireEvent::NewPart,
                 WireEvent::Delta("Two.".into()),
-                WireEvent::Usage {
-                    input: 4,
-                    output: 2
-                },
+                WireEvent::Usage(Usage {
+                    input_tokens: 4,
+                    output_tokens: 2,
+                    ..Usage::default()
+                }),
                 WireEvent::Done
             ]
         );

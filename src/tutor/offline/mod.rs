@@ -1,23 +1,24 @@
 //! The offline tutor: answers from the lesson itself, with no model. The embedded default
 //! (no `OPENAI_API_KEY`) and what load tests use.
 //!
-//! Owns: ranking sections against the student's message (BM25), the teach / ask / quiz
-//! replies built from lesson sentences, and streaming them in small deltas. Deterministic:
-//! the same request always gets the same reply.
+//! Owns: ranking sections against the student's message (BM25), the ask and quiz replies
+//! built from lesson sentences, its half of the teach walk ([`walk`]: the section taught by
+//! its substance, checks from the section's own facts, the judge, hints, the summary), and
+//! streaming text in small deltas. Deterministic: the same request always gets the same reply.
 
-mod bm25;
 pub mod quiz;
+pub mod walk;
 
 use std::collections::HashSet;
 
 use futures::StreamExt;
 
-use self::bm25::Bm25;
+use super::bm25::Bm25;
 use super::context::Context;
-use super::text::{deltas, plain, sentences, tokens};
+use super::text::{deltas, sentences, tokens};
 use crate::content::Lesson;
 use crate::content::Mode;
-use crate::turn::{Role, TurnEvent, TurnStream};
+use crate::turn::{TurnEvent, TurnStream};
 
 /// Words per streamed delta.
 const WORDS_PER_DELTA: usize = 4;
@@ -91,17 +92,21 @@ pub fn reply_text(ctx: &Context) -> String {
         );
     }
     match ctx.mode {
-        Mode::Teach => teach(ctx, &lesson),
-        Mode::Ask => ask(ctx, &lesson),
+        // Teach with a lesson is the walk (`tutor::teach`); here only when it has no sections.
+        Mode::Teach | Mode::Ask => ask(ctx, &lesson),
         Mode::Quiz => quiz::reply(ctx, &lesson),
     }
 }
 
 /// The reply streamed in deltas of a few words.
 pub fn reply(ctx: &Context) -> TurnStream {
-    let text = reply_text(ctx);
+    stream_text(&reply_text(ctx))
+}
+
+/// `text` streamed in deltas of a few words.
+pub fn stream_text(text: &str) -> TurnStream {
     futures::stream::iter(
-        deltas(&text, WORDS_PER_DELTA)
+        deltas(text, WORDS_PER_DELTA)
             .into_iter()
             .map(|d| Ok(TurnEvent::Delta(d))),
     )
@@ -128,171 +133,26 @@ fn greeting(ctx: &Context) -> String {
     }
 }
 
-/// Teach: explain one section and ask one checking question; treat a reply to a checking
-/// question as an answer, give feedback and move on to the next section.
-fn teach(ctx: &Context, lesson: &Prepared) -> String {
-    if ctx.start {
-        return start(ctx, lesson);
-    }
-    let Some(message) = ctx.message.as_deref() else {
-        return resume(ctx, lesson);
-    };
-    let answering = ctx.selected_text.is_none() && !looks_like_question(message);
-    if let (true, Some(taught)) = (answering, last_taught(ctx, lesson)) {
-        return feedback_and_next(ctx, lesson, taught, message);
-    }
-    let mut query = tokens(message);
-    query.extend(ctx.selected_text.as_deref().map(tokens).unwrap_or_default());
-    match lesson.index.best(&query) {
-        Some((i, _)) => format!("{}{}", quote(ctx), lesson_step(ctx, lesson, i, &query)),
-        None => format!(
-            "**{}** doesn't cover that directly, so let's stay with the lesson.\n\n{}",
-            lesson.title,
-            lesson_step(ctx, lesson, 0, &[])
-        ),
-    }
-}
-
-/// The passage the student selected, quoted (shortened), so the reply says what it explains.
-fn quote(ctx: &Context) -> String {
-    let Some(selected) = &ctx.selected_text else {
-        return String::new();
-    };
-    let one_line = selected.split_whitespace().collect::<Vec<_>>().join(" ");
-    let short = super::text::truncate_chars(&one_line, 160);
-    let ellipsis = if short.len() < one_line.len() {
-        "…"
-    } else {
-        ""
-    };
-    format!("> {short}{ellipsis}\n\n")
-}
-
-/// The greeting: the lesson's title, the first sentence of its introduction (text before the
-/// first heading), then its first idea.
-fn start(ctx: &Context, lesson: &Prepared) -> String {
-    let first = &lesson.sections[0];
-    let has_intro = first.heading.is_empty() && lesson.sections.len() > 1;
-    let intro = if has_intro {
-        format!(" {}", first.sentences[0])
-    } else {
-        String::new()
-    };
-    format!(
-        "{} Let's work through **{}** together, one idea at a time.{intro}\n\n{}",
-        greeting(ctx),
-        lesson.title,
-        lesson_step(ctx, lesson, usize::from(has_intro), &[])
-    )
-}
-
-/// No new message in a thread that has begun (the panel was reopened): go on from the
-/// section after the one taught last.
-fn resume(ctx: &Context, lesson: &Prepared) -> String {
-    let next = last_taught(ctx, lesson).map_or(0, |i| i + 1);
-    if next >= lesson.sections.len() {
-        return format!(
-            "We've covered all of **{}**. Ask me about any part of it, or switch to quiz mode to \
-             test yourself.",
-            lesson.title
-        );
-    }
-    format!(
-        "{} Let's pick up where we left off.\n\n{}",
-        greeting(ctx),
-        lesson_step(ctx, lesson, next, &[])
-    )
-}
-
-fn feedback_and_next(ctx: &Context, lesson: &Prepared, taught: usize, answer: &str) -> String {
-    let section = &lesson.sections[taught];
-    let expected = section.sentences.join(" ");
-    let name = ctx
-        .student_name
-        .as_deref()
-        .map(|n| format!(", {n}"))
-        .unwrap_or_default();
-    // Words of the question itself ("what is **closure**?") prove nothing.
-    let asked: HashSet<String> = tokens(&term_of(section).unwrap_or_default())
-        .into_iter()
-        .collect();
-    let hits = overlap(answer, &expected, &asked);
-    let right = hits >= 2 || (hits == 1 && tokens(answer).len() <= 2);
-    let (feedback, bridge) = if right {
-        (format!("Yes{name}, that's the idea."), "Building on that:")
-    } else {
-        (
-            format!("Not quite{name}. The key point: {}", section.sentences[0]),
-            "Let's keep going:",
-        )
-    };
-    match lesson.sections.get(taught + 1) {
-        Some(_) => format!(
-            "{feedback}\n\n{bridge}\n\n{}",
-            lesson_step(ctx, lesson, taught + 1, &[])
-        ),
-        None => format!(
-            "{feedback}\n\nThat was the last idea of **{}**. Switch to quiz mode to test \
-             yourself, or ask me about any part of it.",
-            lesson.title
-        ),
-    }
-}
-
-/// One idea (a few sentences of section `i`, the most relevant to `query`) and one question.
-fn lesson_step(ctx: &Context, lesson: &Prepared, i: usize, query: &[String]) -> String {
-    let section = &lesson.sections[i];
-    let explanation = prose(&pick_sentences(&section.sentences, query, 3));
-    let head = if section.heading.is_empty() {
-        String::new()
-    } else {
-        format!("**{}**\n\n", section.heading)
-    };
-    format!("{head}{explanation}\n\n{}", checking_question(ctx, section))
-}
-
-fn checking_question(ctx: &Context, section: &PreparedSection) -> String {
-    let who = ctx
-        .student_name
-        .as_deref()
-        .map(|n| format!("{n}, "))
-        .unwrap_or_default();
-    match section.sentences.iter().find_map(|s| bold_term(s)) {
-        Some(term) => format!("**Check:** {who}in your own words, what is **{term}**?"),
-        None if !section.heading.is_empty() => format!(
-            "**Check:** {who}how would you explain **{}** in your own words?",
-            section.heading
-        ),
-        None => format!("**Check:** {who}what is the main idea here, in your own words?"),
-    }
-}
-
-/// What the checking question of `section` asks about: its first bold term, else its heading.
-fn term_of(section: &PreparedSection) -> Option<String> {
-    section
-        .sentences
-        .iter()
-        .find_map(|s| bold_term(s))
-        .or_else(|| (!section.heading.is_empty()).then(|| section.heading.clone()))
-}
-
-fn bold_term(sentence: &str) -> Option<String> {
-    let start = sentence.find("**")? + 2;
-    let len = sentence[start..].find("**")?;
-    let term = sentence[start..start + len].trim();
-    (!term.is_empty()).then(|| term.to_owned())
-}
-
-/// Ask: the 1–3 sentences of the lesson most relevant to the question.
+/// Ask: the 1–3 sentences of the lesson most relevant to the question (and the selected
+/// text); a comparison ("the difference between X and Y", "X vs Y") is answered from both
+/// sides.
 fn ask(ctx: &Context, lesson: &Prepared) -> String {
     let message = ctx.query().unwrap_or_default();
-    let mut query = tokens(message);
-    if let Some(selected) = &ctx.selected_text {
+    answer(lesson, message, ctx.selected_text.as_deref())
+}
+
+/// The lesson's answer to `question` (with the `selected` passage as extra context).
+pub fn answer(lesson: &Prepared, question: &str, selected: Option<&str>) -> String {
+    if let Some((a, b)) = comparison(question) {
+        if let Some(both) = compare(lesson, &a, &b) {
+            return both;
+        }
+    }
+    let mut query = tokens(question);
+    if let Some(selected) = selected {
         query.extend(tokens(selected));
     }
-    let scores = lesson.index.scores(&query);
-    let mut ranked: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] > 0.0).collect();
-    ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let ranked = ranked(lesson, &query);
     let pool: Vec<String> = ranked
         .iter()
         .take(2)
@@ -306,6 +166,109 @@ fn ask(ctx: &Context, lesson: &Prepared) -> String {
         );
     }
     prose(&picked)
+}
+
+/// True when some section of the lesson is about `question` at all (a positive BM25 score).
+pub fn answer_covers(lesson: &Prepared, question: &str) -> bool {
+    !ranked(lesson, &tokens(question)).is_empty()
+}
+
+/// Sections with a positive score for `query`, best first.
+fn ranked(lesson: &Prepared, query: &[String]) -> Vec<usize> {
+    let scores = lesson.index.scores(query);
+    let mut ranked: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] > 0.0).collect();
+    ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    ranked
+}
+
+/// The two things a comparison question compares: "difference(s) between X and Y", "compare
+/// X and/with/to Y", "X vs(.) Y", "X versus Y".
+pub fn comparison(question: &str) -> Option<(String, String)> {
+    let q = question
+        .trim()
+        .trim_end_matches(['?', '.', '!'])
+        .to_lowercase();
+    let split = |rest: &str, seps: &[&str]| -> Option<(String, String)> {
+        seps.iter().find_map(|sep| {
+            let (a, b) = rest.split_once(sep)?;
+            let (a, b) = (clean_side(a), clean_side(b));
+            (!a.is_empty() && !b.is_empty()).then_some((a, b))
+        })
+    };
+    for marker in ["differences between ", "difference between ", "compare "] {
+        if let Some(at) = q.find(marker) {
+            return split(
+                &q[at + marker.len()..],
+                &[" and ", " with ", " to ", " vs ", " versus "],
+            );
+        }
+    }
+    split(&q, &[" vs. ", " vs ", " versus "])
+}
+
+/// Lower-cased, lightly stemmed words of `text`, articles dropped.
+fn words(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !matches!(w.as_str(), "a" | "an" | "the" | "of" | "in"))
+        .map(|w| match w.strip_suffix('s') {
+            Some(stem) if stem.len() > 2 && !w.ends_with("ss") => stem.to_owned(),
+            _ => w,
+        })
+        .collect()
+}
+
+fn clean_side(s: &str) -> String {
+    let s = s.trim();
+    let s = ["a ", "an ", "the ", "what is ", "what's "]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
+        .unwrap_or(s);
+    s.trim().to_owned()
+}
+
+/// One line per side: the sentence of the lesson that says most about each, distinct ones.
+fn compare(lesson: &Prepared, a: &str, b: &str) -> Option<String> {
+    let all: Vec<&String> = lesson.sections.iter().flat_map(|s| &s.sentences).collect();
+    // Stopwords are kept here: "for" is what tells a for loop from a while loop.
+    let (wa, wb) = (words(a), words(b));
+    let best = |own: &HashSet<String>, other: &HashSet<String>, not: Option<&String>| {
+        let mut scored: Vec<(usize, usize, &String)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| Some(**s) != not)
+            .map(|(i, s)| {
+                let w = words(s);
+                // A word only this side has counts double: it is what is being compared; a
+                // sentence that also names the other side compares them, worth one more.
+                let score: usize = own
+                    .iter()
+                    .filter(|x| w.contains(*x))
+                    .map(|x| if other.contains(x) { 1 } else { 2 })
+                    .sum();
+                let compares = other.iter().any(|x| !own.contains(x) && w.contains(x));
+                let score = if score > 1 && compares {
+                    score + 1
+                } else {
+                    score
+                };
+                (score, i, *s)
+            })
+            .filter(|(score, _, _)| *score > 1)
+            .collect();
+        // Most of the side's words, then the earliest (where the lesson introduces it).
+        scored.sort_by_key(|(hits, i, _)| (std::cmp::Reverse(*hits), *i));
+        scored.first().map(|(_, _, s)| (*s).clone())
+    };
+    let first = best(&wa, &wb, None)?;
+    let second = best(&wb, &wa, Some(&first))?;
+    Some(format!(
+        "**{}**: {}\n\n**{}**: {}",
+        a,
+        prose(&[first]),
+        b,
+        prose(&[second])
+    ))
 }
 
 /// Sentences joined as a paragraph; list items without a full stop get one.
@@ -348,66 +311,6 @@ fn pick_sentences(sentences: &[String], query: &[String], max: usize) -> Vec<Str
     }
     chosen.sort_unstable();
     chosen.into_iter().map(|i| sentences[i].clone()).collect()
-}
-
-/// The section the tutor explained last: the one whose sentence appears latest in the
-/// previous tutor turn.
-fn last_taught(ctx: &Context, lesson: &Prepared) -> Option<usize> {
-    let last = ctx
-        .history
-        .iter()
-        .rev()
-        .find(|t| t.role == Role::Assistant)?;
-    lesson
-        .sections
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let at = s
-                .sentences
-                .iter()
-                .filter_map(|x| last.text.rfind(x.as_str()))
-                .max()?;
-            Some((at, i))
-        })
-        .max()
-        .map(|(_, i)| i)
-}
-
-fn looks_like_question(message: &str) -> bool {
-    let m = message.trim().to_lowercase();
-    const STARTS: &[&str] = &[
-        "what",
-        "why",
-        "how",
-        "when",
-        "where",
-        "which",
-        "who",
-        "can you",
-        "could you",
-        "explain",
-        "tell me",
-        "teach",
-        "show me",
-        "give me",
-        "is ",
-        "are ",
-        "does ",
-        "do ",
-    ];
-    m.ends_with('?') || STARTS.iter().any(|s| m.starts_with(s))
-}
-
-/// Distinct words of `answer` found in `expected`, not counting `ignored` ones.
-fn overlap(answer: &str, expected: &str, ignored: &HashSet<String>) -> usize {
-    let expected: HashSet<String> = tokens(&plain(expected)).into_iter().collect();
-    tokens(answer)
-        .into_iter()
-        .collect::<HashSet<_>>()
-        .iter()
-        .filter(|w| expected.contains(*w) && !ignored.contains(*w))
-        .count()
 }
 
 #[cfg(test)]

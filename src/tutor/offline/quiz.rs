@@ -129,12 +129,17 @@ fn defines(sentence: &str, verb: &str, answer: &str) -> bool {
         || sentence.trim_start().starts_with("The **")
 }
 
-/// A sentence with a **bold term** → "Fill in the blank" with the term as the answer.
+/// A whole sentence with a **bold term** → "Fill in the blank" with the term as the answer
+/// (never a fragment, never a term inside brackets).
 fn cloze(sentence: &str) -> Option<Question> {
+    if !super::walk::self_contained(sentence) {
+        return None;
+    }
     let start = sentence.find("**")?;
     let len = sentence[start + 2..].find("**")?;
     let term = sentence[start + 2..start + 2 + len].trim();
-    if term.is_empty() || plain(sentence).split_whitespace().count() < 5 {
+    let before = &sentence[..start];
+    if term.is_empty() || before.matches('(').count() > before.matches(')').count() {
         return None;
     }
     let blanked = format!(
@@ -145,7 +150,8 @@ fn cloze(sentence: &str) -> Option<Question> {
     Some(Question {
         prompt: format!(
             "Fill in the blank: {}",
-            plain(&blanked).replace(BLANK, "\\_\\_\\_\\_\\_")
+            // Markdown kept (code stays code); only the blanked term's marks go with it.
+            blanked.replace(BLANK, "\\_\\_\\_\\_\\_")
         ),
         answer: plain(term),
         explanation: plain(sentence),
@@ -267,6 +273,16 @@ mod tests {
             q.prompt
         );
         assert!(!q.prompt.contains("borrow"));
+    }
+
+    #[test]
+    fn no_blank_is_cut_from_a_fragment_or_from_inside_brackets() {
+        assert!(cloze("(an **infinite loop** — press Ctrl+C to stop it).").is_none());
+        assert!(
+            cloze("A loop that never ends (an **infinite loop**) must be stopped by hand.")
+                .is_none()
+        );
+        assert!(cloze("An **infinite loop** never ends unless you stop it.").is_some());
     }
 
     #[test]

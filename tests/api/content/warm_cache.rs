@@ -91,7 +91,7 @@ fn warm_cache_loads_the_whole_sample_book() {
     let (ok, stdout, stderr) = warm_cache(&[]);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("9 lessons: loaded 9, missing 0, failed 0"),
+        stdout.contains("10 lessons: loaded 10, missing 0, failed 0"),
         "{stdout}\n{stderr}"
     );
 }

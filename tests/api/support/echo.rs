@@ -7,7 +7,7 @@
 
 use futures::stream;
 
-use study_mode_api::turn::{Responder, TurnEvent, TurnRequest, TurnStream};
+use study_mode_api::turn::{Responder, TurnEvent, TurnRequest, TurnStream, Usage};
 
 /// Words of the message that make the title.
 const TITLE_WORDS: usize = 6;
@@ -55,10 +55,11 @@ impl EchoResponder {
             );
         }
         let words = |s: &str| s.split_whitespace().count() as u64;
-        events.push(TurnEvent::Usage {
+        events.push(TurnEvent::Usage(Usage {
             input_tokens: request.message.as_deref().map(words).unwrap_or(0),
             output_tokens: parts.iter().map(|p| words(p)).sum(),
-        });
+            ..Usage::default()
+        }));
         events
     }
 }

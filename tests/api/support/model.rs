@@ -1,7 +1,13 @@
 //! A fake model server: a real local axum server that answers each request with the next
 //! scripted answer (a status with a JSON body, or an SSE body written step by step, possibly
-//! stalling or breaking off), records every request, and notices when a client drops a stream
-//! before its end.
+//! stalling or breaking off) — or, once the script is used up, with what a handler decides
+//! from the request ([`Upstream::start_with`]) — records every request, and notices when a
+//! client drops a stream before its end.
+//!
+//! [`stream_reply`] and [`whole_reply`] write answers in the real wire formats of both APIs
+//! (Responses: `event:`/`data:` lines ending in `response.completed` with usage; Chat
+//! Completions: `data:` chunks, a usage chunk, `data: [DONE]`; non-streamed: the final
+//! `response` / `chat.completion` object), so the service's own parsers read them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,11 +87,149 @@ pub struct Recorded {
     pub body: serde_json::Value,
 }
 
+/// Decides the answer to a request once the scripted answers are used up.
+pub type Handler = Arc<dyn Fn(&Recorded) -> Answer + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     answers: Mutex<VecDeque<Answer>>,
     requests: Mutex<Vec<Recorded>>,
     dropped_early: AtomicBool,
+    handler: Mutex<Option<Handler>>,
+}
+
+impl Recorded {
+    /// True for a streamed request (`"stream": true`).
+    pub fn streamed(&self) -> bool {
+        self.body["stream"] == serde_json::Value::Bool(true)
+    }
+
+    /// Every text of the request: instructions and messages, in order.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if let Some(i) = self.body["instructions"].as_str() {
+            out.push_str(i);
+            out.push('\n');
+        }
+        let messages = self.body["input"]
+            .as_array()
+            .or(self.body["messages"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        for m in messages {
+            out.push_str(m["content"].as_str().unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The system instructions (Responses `instructions`, Chat's first system message).
+    pub fn instructions(&self) -> String {
+        self.body["instructions"]
+            .as_str()
+            .or(self.body["messages"][0]["content"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The last user message.
+    pub fn last_user(&self) -> String {
+        let messages = self.body["input"]
+            .as_array()
+            .or(self.body["messages"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The fake's token count of the request: characters / 4 (OpenAI's rule of thumb for
+    /// English), at least 1.
+    pub fn prompt_tokens(&self) -> u64 {
+        (self.text().chars().count() as u64 / 4).max(1)
+    }
+}
+
+/// `deltas` as a streamed reply of `api` with usage (`input` prompt tokens, one output token
+/// per 4 characters), in that API's wire format.
+pub fn stream_reply(api: &str, deltas: &[&str], input: u64) -> Answer {
+    let output = (deltas.concat().chars().count() as u64 / 4).max(1);
+    let mut out = String::new();
+    if api == "responses" {
+        let ev = |out: &mut String, v: serde_json::Value| {
+            out.push_str(&format!(
+                "event: {}\ndata: {v}\n\n",
+                v["type"].as_str().unwrap_or("")
+            ));
+        };
+        ev(
+            &mut out,
+            serde_json::json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_fake", "object": "response", "status": "in_progress", "output": []}}),
+        );
+        ev(
+            &mut out,
+            serde_json::json!({"type": "response.content_part.added", "sequence_number": 1, "item_id": "msg_fake", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "annotations": [], "text": ""}}),
+        );
+        for (i, d) in deltas.iter().enumerate() {
+            ev(
+                &mut out,
+                serde_json::json!({"type": "response.output_text.delta", "sequence_number": i + 2, "item_id": "msg_fake", "output_index": 0, "content_index": 0, "delta": d}),
+            );
+        }
+        ev(
+            &mut out,
+            serde_json::json!({"type": "response.completed", "sequence_number": deltas.len() + 2, "response": {"id": "resp_fake", "object": "response", "status": "completed", "output": [], "usage": {"input_tokens": input, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input + output}}}),
+        );
+    } else {
+        let chunk = |delta: serde_json::Value, finish: serde_json::Value| serde_json::json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1755430200, "model": "fake", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        out.push_str(&format!(
+            "data: {}\n\n",
+            chunk(
+                serde_json::json!({"role": "assistant", "content": ""}),
+                serde_json::Value::Null
+            )
+        ));
+        for d in deltas {
+            out.push_str(&format!(
+                "data: {}\n\n",
+                chunk(serde_json::json!({"content": d}), serde_json::Value::Null)
+            ));
+        }
+        out.push_str(&format!(
+            "data: {}\n\n",
+            chunk(serde_json::json!({}), serde_json::json!("stop"))
+        ));
+        out.push_str(&format!("data: {}\n\n", serde_json::json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1755430200, "model": "fake", "choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}})));
+        out.push_str("data: [DONE]\n\n");
+    }
+    // Each event written separately, so deltas reach the client one by one.
+    Answer::Stream(
+        out.split_inclusive("\n\n")
+            .flat_map(|e| [Step::Send(Bytes::from(e.to_owned())), Step::Yield])
+            .collect(),
+    )
+}
+
+/// `text` as a whole (non-streamed) reply of `api`, with usage.
+pub fn whole_reply(api: &str, text: &str, input: u64) -> Answer {
+    let output = (text.chars().count() as u64 / 4).max(1);
+    let body = if api == "responses" {
+        serde_json::json!({"id": "resp_fake", "object": "response", "status": "completed",
+            "output": [{"type": "message", "id": "msg_fake", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "annotations": [], "text": text}]}],
+            "usage": {"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input + output}})
+    } else {
+        serde_json::json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 1755430200, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})
+    };
+    Answer::status(200, &body.to_string())
 }
 
 /// A running fake model server.
@@ -123,6 +267,13 @@ impl Upstream {
         }
     }
 
+    /// A server that answers from `answers` first, then from `handler`.
+    pub async fn start_with(answers: Vec<Answer>, handler: Handler) -> Self {
+        let upstream = Self::start(answers).await;
+        *upstream.shared.handler.lock().expect("lock") = Some(handler);
+        upstream
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().expect("lock").clone()
     }
@@ -146,12 +297,15 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.requests.lock().expect("lock").push(Recorded {
+    let recorded = Recorded {
         path: uri.path().to_owned(),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-    });
-    let next = shared.answers.lock().expect("lock").pop_front();
+    };
+    shared.requests.lock().expect("lock").push(recorded.clone());
+    let scripted = shared.answers.lock().expect("lock").pop_front();
+    let handler = shared.handler.lock().expect("lock").clone();
+    let next = scripted.or_else(|| handler.map(|h| h(&recorded)));
     match next {
         None => status(
             500,

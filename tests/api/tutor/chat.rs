@@ -172,7 +172,12 @@ async fn history_items_above_thirty_reach_the_model() {
     assert_eq!(of_type(&first.events(), "error").len(), 0, "{}", first.text);
     for i in 1..=turns {
         let answer = chat.say(&thread, &format!("turn {i}")).await;
-        assert_eq!(of_type(&answer.events(), "error").len(), 0, "{}", answer.text);
+        assert_eq!(
+            of_type(&answer.events(), "error").len(),
+            0,
+            "{}",
+            answer.text
+        );
     }
     // The last request: the system prompt, 40 past items (the thread had 44), the new message.
     let requests = upstream.requests();

@@ -7,3 +7,6 @@ mod bench;
 mod chat;
 mod chatkit;
 mod responder;
+mod walk;
+mod walk_chatkit;
+mod walk_model;

@@ -10,7 +10,9 @@ use serde_json::json;
 use study_mode_api::config::Env;
 use study_mode_api::content::{Content, Lesson, LessonPath, Mode, Section};
 use study_mode_api::settings::Settings;
-use study_mode_api::turn::{Responder, Role, Turn, TurnError, TurnEvent, TurnRequest, TurnStream};
+use study_mode_api::turn::{
+    Responder, Role, Turn, TurnError, TurnEvent, TurnRequest, TurnStream, Usage,
+};
 use study_mode_api::tutor::{Tutor, TutorSettings};
 
 use crate::support::model::{Answer, Step, Upstream};
@@ -47,7 +49,9 @@ pub(super) fn request(message: Option<&str>) -> TurnRequest {
         user_id: "u1".into(),
         user_name: Some("Ada".into()),
         lesson: Some(LessonPath::parse("01-Part/02-ownership").expect("path")),
-        mode: Mode::Teach,
+        // The model client's mechanics are tested on ask replies (one streamed call each);
+        // the teach walk's calls are tested in `walk_model`.
+        mode: Mode::Ask,
         message: message.map(Into::into),
         history: vec![
             Turn {
@@ -68,6 +72,11 @@ async fn content() -> Content {
     let settings = Settings::from_env(&mut Env::from_map([("PORT", "0")])).expect("settings");
     let mut registry = Registry::default();
     Content::new(&settings.content, None, &mut registry).await
+}
+
+/// A model tutor on the sample book pointed at `upstream`.
+pub(super) async fn model_tutor_on_book(upstream: &Upstream, api: &str) -> (Tutor, Registry) {
+    model_tutor(upstream, api, &[]).await
 }
 
 /// A model tutor pointed at `upstream`, with short timeouts; `extra` variables win.
@@ -127,10 +136,11 @@ async fn responses_api_deltas_and_usage_become_turn_events() {
             Ok(TurnEvent::Delta("Hi Ada! ".into())),
             Ok(TurnEvent::Delta("**Ownership** means one owner — ".into())),
             Ok(TurnEvent::Delta("what happens on a move? 🤔".into())),
-            Ok(TurnEvent::Usage {
+            Ok(TurnEvent::Usage(Usage {
                 input_tokens: 412,
-                output_tokens: 19
-            }),
+                output_tokens: 19,
+                ..Usage::default()
+            })),
         ]
     );
     let m = metrics(&registry);
@@ -143,7 +153,7 @@ async fn responses_api_deltas_and_usage_become_turn_events() {
         "{m}"
     );
     assert!(
-        m.contains(r#"tutor_replies_total{tutor="responses",mode="teach",outcome="ok"} 1"#),
+        m.contains(r#"tutor_replies_total{tutor="responses",mode="ask",outcome="ok"} 1"#),
         "{m}"
     );
     assert!(
@@ -170,8 +180,8 @@ async fn the_responses_request_carries_model_instructions_history_and_the_key() 
         "{instructions}"
     );
     assert!(
-        instructions.contains("Socratic"),
-        "teach prompt: {instructions}"
+        instructions.contains("like a precise reference"),
+        "ask prompt: {instructions}"
     );
     assert!(instructions.contains("The student's name is Ada"));
     assert_eq!(
@@ -196,10 +206,11 @@ async fn a_new_content_part_upstream_starts_a_new_part() {
             Ok(TurnEvent::NewPart),
             Ok(TurnEvent::Delta("Second ".into())),
             Ok(TurnEvent::Delta("part.".into())),
-            Ok(TurnEvent::Usage {
+            Ok(TurnEvent::Usage(Usage {
                 input_tokens: 10,
-                output_tokens: 5
-            }),
+                output_tokens: 5,
+                ..Usage::default()
+            })),
         ]
     );
 }
@@ -214,10 +225,11 @@ async fn chat_completions_deltas_usage_and_done_become_turn_events() {
     assert_eq!(text(&events), "A move transfers ownership — déjà vu 🦀.");
     assert_eq!(
         events.last(),
-        Some(&Ok(TurnEvent::Usage {
+        Some(&Ok(TurnEvent::Usage(Usage {
             input_tokens: 388,
-            output_tokens: 12
-        }))
+            output_tokens: 12,
+            ..Usage::default()
+        })))
     );
     let r = &upstream.requests()[0];
     assert_eq!(r.path, "/v1/chat/completions");
@@ -449,7 +461,7 @@ async fn dropping_the_reply_stream_closes_the_upstream_request() {
 }
 
 #[tokio::test]
-async fn a_start_trigger_asks_the_model_to_greet_and_teach_and_titles_the_thread() {
+async fn a_start_trigger_starts_the_walk_with_the_model_and_titles_the_thread() {
     let upstream = Upstream::start(vec![Answer::sse(RESPONSES_PLAIN)]).await;
     let (tutor, _) = model_tutor(&upstream, "responses", &[]).await;
     let req = TurnRequest {
@@ -466,12 +478,17 @@ async fn a_start_trigger_asks_the_model_to_greet_and_teach_and_titles_the_thread
     let body = &upstream.requests()[0].body;
     let instructions = body["instructions"].as_str().expect("instructions");
     assert!(
-        instructions.contains("Socratic"),
-        "a trigger teaches: {instructions}"
+        instructions.contains("Teach the current section"),
+        "a trigger starts the walk: {instructions}"
     );
     assert!(
-        instructions.contains("names \"Ownership in Rust\""),
+        instructions.contains("lesson \"Ownership in Rust\""),
         "{instructions}"
+    );
+    let reply = text(&events);
+    assert!(
+        reply.starts_with("Hi Ada! Let's walk through **Ownership in Rust**"),
+        "the service greets: {reply}"
     );
     assert_eq!(body["input"].as_array().map(Vec::len), Some(1));
     assert_eq!(body["input"][0]["role"], "user");
@@ -554,7 +571,7 @@ async fn the_offline_tutor_streams_a_lesson_reply_in_small_deltas() {
     assert!(deltas > 5, "{events:?}");
     let reply = text(&events);
     assert!(
-        reply.starts_with("Hi Ada! Let's work through **Ownership in Rust**"),
+        reply.starts_with("Hi Ada! Let's walk through **Ownership in Rust**"),
         "{reply}"
     );
 }
@@ -650,10 +667,11 @@ async fn a_server_that_ignores_stream_true_still_gets_its_reply_shown() {
         events,
         vec![
             Ok(TurnEvent::Delta("Ownership means one owner.".into())),
-            Ok(TurnEvent::Usage {
+            Ok(TurnEvent::Usage(Usage {
                 input_tokens: 20,
-                output_tokens: 5
-            }),
+                output_tokens: 5,
+                ..Usage::default()
+            })),
         ]
     );
 }
