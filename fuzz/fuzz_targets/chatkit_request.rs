@@ -4,11 +4,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use study_mode_api::chatkit::ChatKitError;
 use study_mode_api::chatkit::request::parse;
+use study_mode_api::error::ApiError;
 
 fuzz_target!(|body: &[u8]| {
     match parse(body) {
-        Err(e) => assert!(e.status().is_client_error(), "not a client error: {e}"),
+        Err(e) => {
+            let refused = matches!(
+                e,
+                ChatKitError::BadRequest(_) | ChatKitError::Unsupported(_)
+            );
+            assert!(refused, "not a client error: {e}");
+            assert!(ApiError::from(e).status().is_client_error());
+        }
         Ok(request) => {
             let again = serde_json::to_vec(&request).expect("a parsed request serialises");
             let reparsed = parse(&again).unwrap_or_else(|e| {
