@@ -38,7 +38,38 @@ impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// Parses a raw query string into `T`.
+///
+/// The common query (no repeated parameter, every value valid) is deserialized straight from
+/// the raw string; only a query with repeats is re-encoded first, and only a refused one is
+/// parsed a second time to name the parameter at fault.
 pub fn parse<T: QueryParams>(raw: &str) -> Result<T, ApiError> {
+    let deduplicated;
+    let raw = if has_repeats(raw) {
+        deduplicated = first_occurrences(raw);
+        deduplicated.as_str()
+    } else {
+        raw
+    };
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(raw.as_bytes()));
+    T::deserialize(de).map_err(|_| refusal::<T>(raw))
+}
+
+/// Above this many pairs repeats are not searched for: the query is always re-encoded.
+const SCAN_PAIRS: usize = 16;
+
+/// Whether a parameter occurs twice. Allocation-free for the short queries routes take.
+fn has_repeats(raw: &str) -> bool {
+    if raw.split('&').count() > SCAN_PAIRS {
+        return true;
+    }
+    let pairs = || url::form_urlencoded::parse(raw.as_bytes());
+    pairs()
+        .enumerate()
+        .any(|(i, (key, _))| pairs().skip(i + 1).any(|(other, _)| other == key))
+}
+
+/// The query re-encoded with the first occurrence of each parameter only.
+fn first_occurrences(raw: &str) -> String {
     let mut seen = HashSet::new();
     let mut first_only = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
@@ -46,25 +77,31 @@ pub fn parse<T: QueryParams>(raw: &str) -> Result<T, ApiError> {
             first_only.append_pair(&key, &value);
         }
     }
-    let encoded = first_only.finish();
-    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(encoded.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // A missing parameter is reported on the whole query; name the parameter itself.
-        let missing = inner
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next());
-        let (field, message) = match missing {
-            Some(name) => (name.to_owned(), format!("query.{name}: required")),
-            None => (path.clone(), format!("query.{path}: {inner}")),
-        };
-        if T::UNPROCESSABLE.contains(&field.as_str()) {
-            ApiError::unprocessable(message)
-        } else {
-            ApiError::bad_request(message)
-        }
-    })
+    first_only.finish()
+}
+
+/// The error for a query `T` refuses (parsed again, tracking the path of the failing field).
+fn refusal<T: QueryParams>(raw: &str) -> ApiError {
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(raw.as_bytes()));
+    let e = match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(_) => return ApiError::bad_request("query: invalid"),
+        Err(e) => e,
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    // A missing parameter is reported on the whole query; name the parameter itself.
+    let missing = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let (field, message) = match missing {
+        Some(name) => (name.to_owned(), format!("query.{name}: required")),
+        None => (path.clone(), format!("query.{path}: {inner}")),
+    };
+    if T::UNPROCESSABLE.contains(&field.as_str()) {
+        ApiError::unprocessable(message)
+    } else {
+        ApiError::bad_request(message)
+    }
 }
 
 /// `deserialize_with` for an optional parameter: an empty value is absent, anything else must
@@ -113,6 +150,19 @@ mod tests {
     fn empty_is_absent_and_the_first_occurrence_wins() {
         let p: Params = parse("lesson_path=&mode=ask&mode=nonsense").expect("valid");
         assert!(p.lesson_path.is_none());
+        assert_eq!(p.mode, Some(crate::content::Mode::Ask));
+    }
+
+    #[test]
+    fn repeats_are_found_in_short_and_long_queries() {
+        assert!(!has_repeats(""));
+        assert!(!has_repeats("lesson_path=a&mode=ask"));
+        assert!(has_repeats("mode=ask&lesson_path=a&mode=quiz"));
+        // Percent-encoding does not hide a repeat.
+        assert!(has_repeats("mode=ask&%6Dode=quiz"));
+        let long: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
+        let long = format!("{}&mode=quiz", long.join("&"));
+        let p: Params = parse(&format!("mode=ask&{long}")).expect("valid");
         assert_eq!(p.mode, Some(crate::content::Mode::Ask));
     }
 
