@@ -3,6 +3,8 @@
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 
+use super::suggest::SuggestionsMemo;
+
 /// Longest accepted lesson path, in bytes (the real book's longest is under 150).
 pub const MAX_LESSON_PATH_BYTES: usize = 512;
 
@@ -130,6 +132,10 @@ pub struct Lesson {
     /// The cleaned Markdown body (no frontmatter).
     pub body: String,
     pub sections: Vec<Section>,
+    /// The start screen's suggestions of each mode, rendered on first use (a loaded lesson
+    /// never changes; a new version is a new `Lesson`).
+    #[serde(skip)]
+    pub suggestions: SuggestionsMemo,
 }
 
 impl Lesson {

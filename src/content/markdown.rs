@@ -26,6 +26,7 @@ pub fn parse_lesson(path: &LessonPath, raw: &str) -> Lesson {
         description: meta.description,
         body,
         sections,
+        suggestions: Default::default(),
     }
 }
 

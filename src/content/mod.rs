@@ -26,7 +26,7 @@ pub use markdown::parse_lesson;
 pub use metrics::ContentMetrics;
 pub use mode::{Mode, UnknownMode};
 pub use source::{EXTENSIONS, Source, lesson_for_file};
-pub use suggest::{Suggestions, suggestions};
+pub use suggest::{Rendered, Suggestions, SuggestionsMemo, rendered, suggestions};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,7 +1,11 @@
 //! Lesson-aware prompt suggestions for the chat start screen: built from the lesson's own title
 //! and section headings, or generic ones when there is no lesson to read.
 
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::lesson::Lesson;
 use super::mode::Mode;
@@ -19,6 +23,71 @@ pub struct Suggestions {
     pub suggestions: Vec<String>,
     /// `null` when the lesson is missing or empty (the suggestions are then generic).
     pub lesson: Option<LessonRef>,
+}
+
+/// A [`Suggestions`] answer serialised once: the JSON body and a strong validator of it.
+#[derive(Debug)]
+pub struct Rendered {
+    pub json: Bytes,
+    /// `"<first 128 bits of the body's SHA-256, hex>"`, quoted as an `ETag` value.
+    pub etag: String,
+}
+
+impl Rendered {
+    fn of(suggestions: &Suggestions) -> Self {
+        // Strings and a list of strings: serialising them cannot fail.
+        let json = serde_json::to_vec(suggestions).unwrap_or_default();
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&json))[..32]);
+        Self {
+            json: Bytes::from(json),
+            etag,
+        }
+    }
+}
+
+/// Per-lesson memo of the rendered suggestions of each mode, filled on first use. Cloning a
+/// lesson gives an empty memo; two memos always compare equal (it is a cache, not content).
+#[derive(Default)]
+pub struct SuggestionsMemo([OnceLock<Arc<Rendered>>; 3]);
+
+impl Clone for SuggestionsMemo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for SuggestionsMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SuggestionsMemo {}
+
+impl std::fmt::Debug for SuggestionsMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SuggestionsMemo")
+    }
+}
+
+fn slot(mode: Mode) -> usize {
+    match mode {
+        Mode::Teach => 0,
+        Mode::Ask => 1,
+        Mode::Quiz => 2,
+    }
+}
+
+/// [`suggestions`] serialised, built once per lesson and mode (the answer of every later
+/// request for it is a reference count).
+pub fn rendered(lesson: Option<&Lesson>, mode: Mode) -> Arc<Rendered> {
+    static GENERIC: [OnceLock<Arc<Rendered>>; 3] = [const { OnceLock::new() }; 3];
+    let memo = match lesson.filter(|l| !l.is_empty()) {
+        Some(l) => &l.suggestions.0[slot(mode)],
+        None => &GENERIC[slot(mode)],
+    };
+    memo.get_or_init(|| Arc::new(Rendered::of(&suggestions(lesson, mode))))
+        .clone()
 }
 
 /// Headings that name a lesson's scaffolding rather than a concept worth asking about.
@@ -172,6 +241,27 @@ mod tests {
     }
 
     const RAW: &str = "---\ntitle: Lists\n---\n# Lists\n\nIntro.\n\n## 1. **Indexing**\n\nA.\n\n## Slicing:\n\nB.\n\n## `append` and friends\n\nC.\n\n## Summary\n\nD.\n";
+
+    #[test]
+    fn rendered_is_the_serialised_answer_built_once_per_lesson_and_mode() {
+        let l = lesson(RAW);
+        let teach = rendered(Some(&l), Mode::Teach);
+        let expected = serde_json::to_vec(&suggestions(Some(&l), Mode::Teach)).expect("json");
+        assert_eq!(teach.json.as_ref(), expected.as_slice());
+        assert_eq!(teach.etag.len(), 34, "{}", teach.etag);
+        assert!(Arc::ptr_eq(&teach, &rendered(Some(&l), Mode::Teach)));
+        let quiz = rendered(Some(&l), Mode::Quiz);
+        assert_ne!(quiz.json, teach.json);
+        assert_ne!(quiz.etag, teach.etag);
+        // A copy of the lesson (e.g. read back from Redis) renders the same bytes afresh.
+        let copy = l.clone();
+        let again = rendered(Some(&copy), Mode::Teach);
+        assert!(!Arc::ptr_eq(&teach, &again));
+        assert_eq!(again.json, teach.json);
+        let generic = rendered(None, Mode::Ask);
+        let expected = serde_json::to_vec(&suggestions(None, Mode::Ask)).expect("json");
+        assert_eq!(generic.json.as_ref(), expected.as_slice());
+    }
 
     #[test]
     fn teach_suggestions_use_the_title_and_the_first_section_headings() {

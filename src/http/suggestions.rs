@@ -7,10 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::query::{self, QueryParams, empty_as_none};
-use crate::content::{Content, LessonPath, Mode, suggestions};
+use crate::content::{Content, LessonPath, Mode, Rendered, rendered};
 use crate::error::ApiError;
 use crate::ratelimit::{ClientIp, Policy, RateLimiter};
 use crate::state::AppState;
@@ -56,16 +55,15 @@ async fn suggest(
         Ok(l) => (l, CACHE_CONTROL),
         Err(_) => (None, "no-store"),
     };
-    let body = suggestions(lesson.as_deref(), input.mode.unwrap_or(Mode::Teach));
-    let json = serde_json::to_vec(&body).map_err(ApiError::internal)?;
-    let mut response = respond(json, &headers, cache_control);
+    let body = rendered(lesson.as_deref(), input.mode.unwrap_or(Mode::Teach));
+    let mut response = respond(&body, &headers, cache_control);
     response.headers_mut().extend(limit_headers);
     Ok(response)
 }
 
 /// 200 with the body, or 304 when `If-None-Match` already names its ETag.
-fn respond(json: Vec<u8>, request: &HeaderMap, cache_control: &'static str) -> Response {
-    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&json))[..32]);
+fn respond(body: &Rendered, request: &HeaderMap, cache_control: &'static str) -> Response {
+    let etag = body.etag.as_str();
     let matches = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -78,7 +76,7 @@ fn respond(json: Vec<u8>, request: &HeaderMap, cache_control: &'static str) -> R
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, v);
     }
     if matches {
@@ -88,5 +86,5 @@ fn respond(json: Vec<u8>, request: &HeaderMap, cache_control: &'static str) -> R
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    (StatusCode::OK, headers, json).into_response()
+    (StatusCode::OK, headers, body.json.clone()).into_response()
 }

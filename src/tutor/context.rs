@@ -314,6 +314,7 @@ pub(crate) mod tests {
             description: None,
             body,
             sections,
+            suggestions: Default::default(),
         })
     }
 

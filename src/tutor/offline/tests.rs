@@ -226,6 +226,7 @@ mod properties {
                 description: None,
                 body: sections.iter().map(|s| s.text.as_str()).collect(),
                 sections,
+                suggestions: Default::default(),
             })
         })
     }

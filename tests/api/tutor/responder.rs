@@ -41,6 +41,7 @@ fn lesson() -> Arc<Lesson> {
         description: None,
         body: String::new(),
         sections,
+        suggestions: Default::default(),
     })
 }
 
