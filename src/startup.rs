@@ -210,6 +210,7 @@ async fn connect_redis(
         return Ok((None, None));
     };
     let pool = RedisPool::connect(redis).await.map_err(StartError::Redis)?;
+    pool.register_metrics(registry);
     Ok((Some(RedisCache::new(pool.clone(), registry)), Some(pool)))
 }
 

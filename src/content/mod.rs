@@ -1,5 +1,6 @@
-//! Lesson content: lesson paths, sources (GitHub raw files or a local folder), Markdown
-//! cleaning, the two-tier cache and lesson-aware suggestions.
+//! Lesson content: lesson paths, sources (GitHub raw files, a local folder or the sample book
+//! compiled into the binary), Markdown cleaning, the two-tier cache and lesson-aware
+//! suggestions.
 //!
 //! Owns: `GITHUB_*`/`CONTENT_*` settings, everything between a lesson path and the cleaned
 //! lesson text, the lesson index, the study modes ([`Mode`]), cache invalidation (admin and
@@ -45,7 +46,8 @@ pub struct ContentSettings {
     pub github_api_base_url: String,
     pub github_token: Option<SecretString>,
     pub github_webhook_secret: Option<SecretString>,
-    pub content_dir: PathBuf,
+    /// `None`: the sample book compiled into the binary.
+    pub content_dir: Option<PathBuf>,
     pub cache_ttl: Duration,
     pub negative_ttl: Duration,
     pub l1_max_bytes: u64,
@@ -57,7 +59,7 @@ pub struct ContentSettings {
 pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "GITHUB_REPO",
-        "unset: local `CONTENT_DIR`",
+        "unset: `CONTENT_DIR`, else the bundled sample book",
         "`owner/name` of the repository holding the lessons.",
     ),
     SettingDoc::new(
@@ -92,7 +94,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     SettingDoc::new(
         "CONTENT_DIR",
-        "`./sample-book`",
+        "unset: the sample book compiled into the binary",
         "Folder of lessons used when `GITHUB_REPO` is unset.",
     ),
     SettingDoc::new(
@@ -139,10 +141,7 @@ impl ContentSettings {
             ),
             github_token: env.secret("GITHUB_TOKEN"),
             github_webhook_secret: env.secret("GITHUB_WEBHOOK_SECRET"),
-            content_dir: PathBuf::from(
-                env.string("CONTENT_DIR")
-                    .unwrap_or_else(|| "./sample-book".into()),
-            ),
+            content_dir: env.string("CONTENT_DIR").map(PathBuf::from),
             cache_ttl: env.secs_or("CONTENT_CACHE_TTL", 86_400),
             negative_ttl: env.secs_or("CONTENT_NEGATIVE_TTL", 300),
             l1_max_bytes: env.parse_or("CONTENT_L1_MAX_BYTES", 64 * 1024 * 1024),

@@ -1,4 +1,5 @@
-//! Where lesson files come from: GitHub raw files or a local folder, chosen once from settings.
+//! Where lesson files come from: GitHub raw files, a local folder, or the sample book compiled
+//! into the binary, chosen once from settings.
 //!
 //! Owns: turning a [`LessonPath`] into the raw text of its file (trying the extensions in the
 //! order of the book's site generator) and listing every lesson (for `warm-cache`). Must not
@@ -7,6 +8,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 
+use include_dir::{Dir, include_dir};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
@@ -16,37 +18,45 @@ use super::{ContentError, ContentSettings};
 /// Suffixes tried, in order, for a path without a Markdown extension.
 pub const EXTENSIONS: [&str; 4] = [".md", ".mdx", "/index.md", "/README.md"];
 
+/// The sample book (`sample-book/` of the repository), compiled into the binary so that the
+/// binary alone, copied anywhere, serves lessons with no settings at all.
+static SAMPLE_BOOK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/sample-book");
+
 /// The origin of lesson files.
 #[derive(Debug, Clone)]
 pub enum Source {
     GitHub(GitHubSource),
     Local(LocalSource),
+    Embedded(EmbeddedSource),
 }
 
 impl Source {
-    /// GitHub when `GITHUB_REPO` is set, else the local folder.
+    /// GitHub when `GITHUB_REPO` is set, else the folder `CONTENT_DIR` when set, else the
+    /// sample book compiled into the binary.
     pub fn from_settings(settings: &ContentSettings) -> Self {
-        match &settings.github_repo {
-            Some(repo) => Source::GitHub(GitHubSource::new(settings, repo)),
-            None => Source::Local(LocalSource {
-                root: settings.content_dir.clone(),
-            }),
+        match (&settings.github_repo, &settings.content_dir) {
+            (Some(repo), _) => Source::GitHub(GitHubSource::new(settings, repo)),
+            (None, Some(dir)) => Source::Local(LocalSource { root: dir.clone() }),
+            (None, None) => Source::Embedded(EmbeddedSource { book: &SAMPLE_BOOK }),
         }
     }
 
-    /// `github` or `local` (metric label).
+    /// `github`, `local` or `embedded` (metric label).
     pub fn kind(&self) -> &'static str {
         match self {
             Source::GitHub(_) => "github",
             Source::Local(_) => "local",
+            Source::Embedded(_) => "embedded",
         }
     }
 
-    /// Identifies the content version in cache keys: `repo@branch`, or `local`.
+    /// Identifies the content version in cache keys: `repo@branch`, `local`, or
+    /// `embedded@{version}` (the compiled-in book changes only with the binary).
     pub fn id(&self) -> String {
         match self {
             Source::GitHub(g) => format!("{}@{}", g.repo, g.branch),
             Source::Local(_) => "local".to_owned(),
+            Source::Embedded(_) => concat!("embedded@", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
 
@@ -55,6 +65,7 @@ impl Source {
         match self {
             Source::GitHub(g) => g.fetch(path).await,
             Source::Local(l) => l.fetch(path).await,
+            Source::Embedded(e) => e.fetch(path),
         }
     }
 
@@ -63,6 +74,7 @@ impl Source {
         match self {
             Source::GitHub(g) => g.list().await,
             Source::Local(l) => l.list().await,
+            Source::Embedded(e) => Ok(e.list()),
         }
     }
 }
@@ -273,6 +285,52 @@ impl LocalSource {
     }
 }
 
+/// Lessons compiled into the binary (the default when neither `GITHUB_REPO` nor `CONTENT_DIR`
+/// is set): no I/O, so it never fails.
+#[derive(Clone)]
+pub struct EmbeddedSource {
+    book: &'static Dir<'static>,
+}
+
+impl std::fmt::Debug for EmbeddedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSource")
+            .field("files", &embedded_files(self.book).len())
+            .finish()
+    }
+}
+
+impl EmbeddedSource {
+    fn fetch(&self, path: &LessonPath) -> Result<Option<String>, ContentError> {
+        for file in candidates(path) {
+            if let Some(found) = self.book.get_file(&file) {
+                return found
+                    .contents_utf8()
+                    .map(|text| Some(text.to_owned()))
+                    .ok_or_else(|| ContentError::Origin(format!("{file} is not UTF-8")));
+            }
+        }
+        Ok(None)
+    }
+
+    fn list(&self) -> Vec<LessonPath> {
+        let files = embedded_files(self.book);
+        dedup(files.iter().filter_map(|f| lesson_for_file(f)))
+    }
+}
+
+/// Relative paths (with `/`) of every file of an embedded folder.
+fn embedded_files(dir: &Dir<'_>) -> Vec<String> {
+    let mut out: Vec<String> = dir
+        .files()
+        .map(|f| f.path().to_string_lossy().replace('\\', "/"))
+        .collect();
+    for sub in dir.dirs() {
+        out.extend(embedded_files(sub));
+    }
+    out
+}
+
 /// Relative paths (with `/`) of every file under `root`; symlinks are not followed.
 fn walk(root: &Path) -> std::io::Result<Vec<String>> {
     let mut out = Vec::new();
@@ -307,6 +365,28 @@ mod tests {
         assert_eq!(map("01-a/README.md").as_deref(), Some("01-a"));
         assert_eq!(map("01-a/img.png"), None);
         assert_eq!(map("index.md"), None, "the root index has no lesson path");
+    }
+
+    #[test]
+    fn the_embedded_book_lists_and_serves_the_sample_lessons() {
+        let book = EmbeddedSource { book: &SAMPLE_BOOK };
+        let lessons = book.list();
+        let names: Vec<&str> = lessons.iter().map(|p| p.as_str()).collect();
+        assert!(names.contains(&"01-python-basics/01-values-and-variables/01-variables"));
+        assert!(
+            names.contains(&"01-python-basics/02-control-flow"),
+            "index.md is a lesson"
+        );
+        assert!(
+            names.len() >= 8,
+            "every sample lesson is compiled in: {names:?}"
+        );
+        let mdx =
+            LessonPath::parse("01-python-basics/01-values-and-variables/02-numbers-and-strings")
+                .expect("valid");
+        assert!(book.fetch(&mdx).expect("no I/O").is_some(), ".mdx found");
+        let missing = LessonPath::parse("no/such/lesson").expect("valid");
+        assert!(book.fetch(&missing).expect("no I/O").is_none());
     }
 
     #[test]

@@ -15,6 +15,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 /// How often, while Redis is down, one operation is let through as a probe.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -23,6 +25,8 @@ pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Breaker {
     /// `Some(t)`: Redis is down; the next probe may go at `t`.
     down: Mutex<Option<Instant>>,
+    /// 1 while open (Redis counts as down), 0 while closed: `redis_breaker_open`.
+    open: Gauge,
 }
 
 impl Breaker {
@@ -51,6 +55,12 @@ impl Breaker {
             }
             Err(_) => {}
         }
+        self.open.set(i64::from(down.is_some()));
+    }
+
+    /// The gauge that shows the state (1 open, 0 closed), for registering.
+    pub fn gauge(&self) -> Gauge {
+        self.open.clone()
     }
 
     /// True while Redis counts as down.
@@ -83,9 +93,11 @@ mod tests {
         assert!(b.admit());
         b.observe(&refused());
         assert!(b.is_open());
+        assert_eq!(b.gauge().get(), 1, "the gauge shows it open");
         assert!(!b.admit(), "fails fast until the next probe");
         b.observe(&Ok(()));
         assert!(!b.is_open());
+        assert_eq!(b.gauge().get(), 0, "and closed again");
         assert!(b.admit());
     }
 

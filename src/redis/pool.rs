@@ -81,6 +81,15 @@ impl RedisPool {
         Ok(pool)
     }
 
+    /// Registers `redis_breaker_open` (1 while Redis counts as down and operations fail fast).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "redis_breaker_open",
+            "1 while Redis counts as down and its operations fail fast (breaker open), else 0",
+            self.breaker.gauge(),
+        );
+    }
+
     /// The prefix of every key this service writes.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -27,7 +27,8 @@ pub fn histogram_family<L: Clone + std::hash::Hash + Eq>() -> HistogramFamily<L>
     Family::new_with_constructor(latency_histogram as fn() -> Histogram)
 }
 
-/// The registry of the process, with the HTTP series every request records.
+/// The registry of the process, with the HTTP series every request records and the process'
+/// open and maximum file descriptors.
 pub struct Metrics {
     registry: Registry,
     pub http: HttpMetrics,
@@ -43,6 +44,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("study_mode");
         let http = HttpMetrics::register(&mut registry);
+        registry.register_collector(Box::new(super::process::ProcessCollector));
         Self { registry, http }
     }
 

@@ -2,11 +2,12 @@
 //! middleware that ties them to each request.
 //!
 //! Owns: `LOG_*` settings, log format and filter, the `X-Request-ID` contract, the metrics
-//! registry and the HTTP series. Feature modules own their own metric families and register
+//! registry, the HTTP series and the process' file-descriptor series. Feature modules own their own metric families and register
 //! them in [`metrics::Metrics`]'s registry. A ground layer: imports only `config`.
 
 pub mod http;
 pub mod metrics;
+mod process;
 pub mod request_id;
 
 use tracing_subscriber::EnvFilter;

@@ -59,6 +59,11 @@ impl TutorMetrics {
             "Model tokens by kind (input, output; cached is part of input, reasoning of output)",
             m.tokens.clone(),
         );
+        // Exported at 0 from the start (the offline tutor never counts tokens), so dashboards
+        // and `rate()` see the series before the first model call.
+        for kind in ["input", "output", "cached", "reasoning"] {
+            drop(m.tokens.get_or_create(&TokenLabels { kind }));
+        }
         registry.register(
             "tutor_upstream_retries",
             "Model requests retried before the first token",

@@ -40,7 +40,11 @@ async fn redis_killed_and_restarted_under_load_gives_no_5xx_and_the_cache_and_li
         .redis_prefix
         .clone()
         .expect("production app has a prefix");
-    let last_good_key = format!("{prefix}content-last-good:v1:local:{LESSON}");
+    // The app serves the sample book compiled into the binary (no CONTENT_DIR).
+    let last_good_key = format!(
+        "{prefix}content-last-good:v1:embedded@{}:{LESSON}",
+        env!("CARGO_PKG_VERSION")
+    );
     let anon_key = format!("{prefix}ratelimit:anon:127.0.0.1");
     let written_keys = [last_good_key.as_str(), anon_key.as_str()];
 

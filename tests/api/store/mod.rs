@@ -1,6 +1,8 @@
 //! Storage backends, once per backend: database pools and migrations (`database`), the cache
-//! interface (`cache`), and the thread store's shared suite (`threads`).
+//! interface (`cache`), the thread store's shared suite (`threads`), and the Redis breaker's
+//! gauge (`breaker`).
 
+mod breaker;
 mod cache;
 mod database;
 mod threads;
