@@ -3,6 +3,7 @@
 //! the fake model server: a metered run (`runs`), refusals (`refusals`), the API down, slow
 //! or losing answers, and the outbox across a restart (`outages`).
 
+mod crash;
 mod outages;
 mod refusals;
 mod runs;
