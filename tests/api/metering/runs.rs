@@ -308,3 +308,62 @@ async fn the_offline_tutor_is_not_metered() {
         metering.seen()
     );
 }
+
+/// `answer` with the usage's cached and reasoning tokens set (the fake reports 0 for both).
+fn with_cached_and_reasoning(answer: Answer, cached: u64, reasoning: u64) -> Answer {
+    let Answer::Stream(steps) = answer else {
+        panic!("a streamed answer");
+    };
+    let steps = steps
+        .into_iter()
+        .map(|s| match s {
+            Step::Send(b) => {
+                let t = String::from_utf8_lossy(&b)
+                    .replace(
+                        "\"cached_tokens\":0",
+                        &format!("\"cached_tokens\":{cached}"),
+                    )
+                    .replace(
+                        "\"reasoning_tokens\":0",
+                        &format!("\"reasoning_tokens\":{reasoning}"),
+                    );
+                Step::Send(t.into())
+            }
+            other => other,
+        })
+        .collect();
+    Answer::Stream(steps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deduct_carries_cached_and_reasoning_tokens_from_both_model_apis() {
+    for api in ["responses", "chat_completions"] {
+        let metering = MeteringApi::start().await;
+        let reply = crate::support::model::stream_reply(api, &["Cached ", "answer."], 40);
+        let upstream = Upstream::start(vec![with_cached_and_reasoning(reply, 32, 3)]).await;
+        let app = app_on(&upstream, api, &metering, Backend::Embedded, &[]).await;
+        let (chat, _, _) = student(&app, "mode=ask");
+        let (_, answer) = chat.create("hello").await;
+        assert_eq!(
+            reply_text(&answer.events()),
+            "Cached answer.",
+            "{}",
+            answer.text
+        );
+        assert_eq!(
+            metering.wait_for("deduct", 1, Duration::from_secs(5)).await,
+            1
+        );
+        let b = &metering.calls("deduct")[0].body;
+        assert_eq!(b["input_tokens"], 40, "{api}");
+        assert_eq!(b["output_tokens"], 3, "{api}");
+        assert_eq!(b["usage_details"]["cached_tokens"], 32, "{api}: {b}");
+        assert_eq!(b["usage_details"]["reasoning_tokens"], 3, "{api}: {b}");
+        assert_eq!(b["usage_details"]["total_tokens"], 43, "{api}");
+        assert!(
+            metering.violations().is_empty(),
+            "{:?}",
+            metering.violations()
+        );
+    }
+}
