@@ -367,3 +367,52 @@ async fn the_deduct_carries_cached_and_reasoning_tokens_from_both_model_apis() {
         );
     }
 }
+
+/// Median and 90th percentile, in milliseconds.
+fn median_p90(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    (ms[ms.len() / 2], ms[ms.len() * 9 / 10])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run explicitly (cargo test --test api metering_overhead -- --ignored --nocapture)"]
+async fn metering_overhead_per_turn() {
+    const TURNS: usize = 40;
+    let metering = MeteringApi::start().await;
+    let upstream = Upstream::start_with(vec![], model("responses")).await;
+    for backend in [Backend::Embedded, Backend::Production] {
+        let unlimited = ("RATE_LIMIT_CHAT", "100000/minute");
+        let metered = app_on(&upstream, "responses", &metering, backend, &[unlimited]).await;
+        let plain = app_on(
+            &upstream,
+            "responses",
+            &metering,
+            backend,
+            &[unlimited, ("METERING_ENABLED", "false")],
+        )
+        .await;
+        for (name, app) in [("unmetered", &plain), ("metered", &metered)] {
+            let (chat, _, _) = student(app, "mode=ask");
+            let mut times = Vec::with_capacity(TURNS);
+            for i in 0..TURNS {
+                let started = std::time::Instant::now();
+                // Raw: the conformance oracle's time would be in both columns.
+                let body = json!({"type": "threads.create",
+                    "params": {"input": input(&format!("question {i}"))}});
+                let answer = chat.send_raw(&body.to_string()).await;
+                assert_eq!(reply_text(&answer.events()), "A direct answer.");
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            let (median, p90) = median_p90(times);
+            println!(
+                "{backend:?} {name}: turn median {median:.1} ms, p90 {p90:.1} ms ({TURNS} turns)"
+            );
+        }
+        assert!(outbox_drained(&metered, &metering, Duration::from_secs(10)).await);
+    }
+    assert!(
+        metering.violations().is_empty(),
+        "{:?}",
+        metering.violations()
+    );
+}
