@@ -2,8 +2,9 @@
 //! offline tutor.
 //!
 //! Owns: WHAT is said — modes, the teach walk ([`walk`], [`teach`]), prompts ([`prompts`]),
-//! the conversation context ([`context`]), the model client ([`model`]), the offline tutor
-//! ([`offline`]), the learner profile ([`profile`]), thread titles — behind the [`turn`]
+//! the conversation context ([`context`]), the model client ([`model`]) and its metering per run
+//! ([`metered`], over [`crate::metering`]), the offline tutor ([`offline`]), the learner
+//! profile ([`profile`]), thread titles — behind the [`turn`]
 //! contract through which the ChatKit server asks for a reply. Must not touch the store or
 //! know ChatKit's wire format: item ids, persistence and event order are the ChatKit
 //! server's; the walk's state goes out as a [`TurnEvent::State`] and comes back in the next

@@ -67,15 +67,21 @@ async fn a_reply_cut_by_sigterm_is_settled_before_exit_and_delivered_by_the_next
         .expect("join")
         .expect("clean exit");
     drop(response);
-    assert!(
-        !metering.calls("deduct").is_empty(),
-        "the last delivery pass tried before exit"
-    );
+    drop(first);
+    // Settled before the process ended: the row is the deduct, not the open call.
+    let mut conn = sqlx::SqliteConnection::connect(&db)
+        .await
+        .expect("open the store");
+    let (kind, body): (String, String) = sqlx::query_as("SELECT kind, body FROM metering_outbox")
+        .fetch_one(&mut conn)
+        .await
+        .expect("one row");
+    drop(conn);
+    assert_eq!(kind, "deduct", "{body}");
     assert!(
         metering.deducted().is_empty(),
         "the API refused it meanwhile"
     );
-    drop(first);
 
     metering.set_settle(SettleMode::Normal);
     let tried = metering.calls("deduct").len();
