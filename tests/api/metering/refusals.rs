@@ -120,3 +120,51 @@ async fn a_request_id_conflict_is_retried_once_with_a_new_id() {
         metering.violations()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_walk_turn_calls_no_model_and_leaves_the_walk_where_it_was() {
+    let metering = MeteringApi::start().await;
+    let upstream = Upstream::start_with(vec![], model("chat_completions")).await;
+    let app = app_on(
+        &upstream,
+        "chat_completions",
+        &metering,
+        Backend::Production,
+        &[],
+    )
+    .await;
+    let (chat, _, _) = student(&app, &format!("lesson_path={LOOPS}"));
+    let (thread, first) = chat.create("__START_TEACHING__").await;
+    assert!(
+        reply_text(&first.events()).contains("Section 1 of 6"),
+        "{}",
+        first.text
+    );
+    assert_eq!(upstream.requests().len(), 1);
+
+    metering.set_check(CheckMode::Refuse {
+        status: 402,
+        code: "INSUFFICIENT_BALANCE",
+        expired: false,
+    });
+    let refused = chat.say(&thread, "the right one").await;
+    let text = reply_text(&refused.events());
+    assert!(text.starts_with("You've used your free credits."), "{text}");
+    assert!(!text.contains("Correct"), "not judged: {text}");
+    assert!(of_type(&refused.events(), "error").is_empty());
+    assert_eq!(upstream.requests().len(), 1, "no judge, no teaching");
+
+    metering.set_check(CheckMode::Normal);
+    let judged = chat.say(&thread, "the right one").await;
+    let text = reply_text(&judged.events());
+    assert!(
+        text.starts_with("**Correct!**"),
+        "the same check, judged now: {text}"
+    );
+    assert!(text.contains("Section 2 of 6"), "{text}");
+    assert!(
+        metering.violations().is_empty(),
+        "{:?}",
+        metering.violations()
+    );
+}

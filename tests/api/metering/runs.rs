@@ -416,3 +416,63 @@ async fn metering_overhead_per_turn() {
         metering.violations()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_judge_releases_its_reservation_and_teaches_nothing_more() {
+    let metering = MeteringApi::start().await;
+    let teach = model("chat_completions");
+    let handler: crate::support::model::Handler = std::sync::Arc::new(move |r| {
+        if r.streamed() {
+            teach(r)
+        } else {
+            Answer::status(400, r#"{"error":{"message":"no judging today"}}"#)
+        }
+    });
+    let upstream = Upstream::start_with(vec![], handler).await;
+    let app = app_on(
+        &upstream,
+        "chat_completions",
+        &metering,
+        Backend::Embedded,
+        &[],
+    )
+    .await;
+    let (chat, _, _) = student(&app, &format!("lesson_path={LOOPS}"));
+    let (thread, _) = chat.create("__START_TEACHING__").await;
+    let answer = chat.say(&thread, "the right one").await;
+    assert_eq!(
+        of_type(&answer.events(), "error").len(),
+        1,
+        "{}",
+        answer.text
+    );
+    assert_eq!(
+        metering
+            .wait_for("release", 1, Duration::from_secs(5))
+            .await,
+        1
+    );
+    let checks = metering.calls("check");
+    assert_eq!(
+        checks.len(),
+        2,
+        "the start's teaching and the judge; nothing after it"
+    );
+    assert_eq!(
+        metering.calls("release")[0].body["request_id"],
+        checks[1].body["request_id"]
+    );
+    assert_eq!(
+        metering.wait_for("deduct", 1, Duration::from_secs(5)).await,
+        1
+    );
+    assert_eq!(
+        metering.calls("deduct")[0].body["request_id"],
+        checks[0].body["request_id"]
+    );
+    assert!(
+        metering.violations().is_empty(),
+        "{:?}",
+        metering.violations()
+    );
+}
