@@ -3,38 +3,41 @@
 //!
 //! Owns: the per-call protocol — `check` before the model is called ([`Metering::admit`]: a
 //! fresh request id, the student's id and bearer, an estimate), then exactly one `deduct` (the
-//! model's usage) or `release` (nothing was used) through a [`Ticket`] —; refusals as messages
-//! for the student ([`messages`]); failing open or closed when the API is down, with a breaker
-//! so a dead API costs its timeout once, not on every turn; the durable outbox of deducts and
-//! releases and the worker that delivers it ([`outbox`]); `METERING_*` ([`settings`]); the
-//! `metering_*` series. Must not know prompts, ChatKit or HTTP routes: the tutor wraps its two
+//! model's usage) or `release` (nothing was used) through a [`Ticket`] (`ticket.rs`) —;
+//! refusals as messages for the student ([`messages`]); failing open or closed when the API is
+//! down, with a breaker (`breaker.rs`) so a dead API costs its timeout once, not on every turn;
+//! the HTTP calls (`client.rs`); the durable outbox of deducts and releases (`outbox.rs`) and
+//! the worker that delivers it (`worker.rs`); `METERING_*` (`settings.rs`); the `metering_*`
+//! series (`metrics.rs`). Must not know prompts, ChatKit or HTTP routes: the tutor wraps its two
 //! model calls with it, and the composition root runs the worker.
 
+mod breaker;
 mod client;
 pub mod messages;
 mod metrics;
 mod outbox;
 mod settings;
+mod ticket;
+mod worker;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::messages::Refusal;
 pub use self::metrics::MeteringMetrics;
 pub use self::settings::{MeteringSettings, SETTINGS};
+pub use self::ticket::{Outcome, Ticket};
 
-use self::client::{CheckAnswer, Client, Detail, SendError};
+use self::breaker::Breaker;
+use self::client::{CheckAnswer, Client, Detail};
 use self::outbox::{Outbox, Row};
 use crate::db::Database;
-use crate::turn::Usage;
 
 /// How long the breaker, once open, lets checks fail at once before one goes through again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(10);
@@ -299,118 +302,6 @@ impl Metering {
             }
         }
     }
-
-    /// Delivers due outbox rows until stopped: at once when woken by a settlement, else every
-    /// [`POLL_INTERVAL`] (so rows left by an earlier process or a failed attempt go out, the
-    /// first pass at start).
-    pub async fn run_worker(self, stop: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = self.deliver_due() => {}
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = self.inner.wake.notified() => {}
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
-            }
-        }
-    }
-
-    /// One pass over the due rows.
-    pub async fn deliver_due(&self) {
-        let inner = &self.inner;
-        let lease = inner.settings.timeout + Duration::from_secs(5);
-        for _ in 0..8 {
-            let rows = match inner.outbox.due(BATCH).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metering outbox unreadable; retrying later");
-                    return;
-                }
-            };
-            let n = rows.len();
-            futures::stream::iter(rows)
-                .for_each_concurrent(CONCURRENT_DELIVERIES, |row| async move {
-                    if matches!(inner.outbox.claim(&row, lease).await, Ok(true)) {
-                        self.deliver(&row).await;
-                    }
-                })
-                .await;
-            if n < usize::try_from(BATCH).unwrap_or(usize::MAX) {
-                break;
-            }
-        }
-        if let Ok(pending) = inner.outbox.pending().await {
-            inner.metrics.outbox_pending.set(pending);
-        }
-    }
-
-    /// Sends one row and records the outcome in the outbox.
-    async fn deliver(&self, row: &Row) {
-        let inner = &self.inner;
-        let call = row.call();
-        let sent = inner
-            .client
-            .send(call, &row.user_id, row.bearer.as_deref(), &row.body)
-            .await;
-        let outbox = &inner.outbox;
-        let result = match sent {
-            Ok(answer) => {
-                self.acknowledged(row, &answer);
-                outbox.done(row).await
-            }
-            Err(e) => {
-                let (why, permanent) = match &e {
-                    SendError::Retry(w) => (w.as_str(), false),
-                    SendError::Permanent(w) => (w.as_str(), true),
-                };
-                if call == "deduct" {
-                    inner.metrics.deduct_failures.inc();
-                } else {
-                    inner.metrics.release_failures.inc();
-                }
-                tracing::warn!(metering_request_id = %row.request_id, call, attempts = row.attempts + 1, permanent, error = %why, "metering delivery failed");
-                outbox.failed(row, why, permanent).await
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(metering_request_id = %row.request_id, error = %e, "metering outbox update failed (the row is delivered again; the API is idempotent)");
-        }
-    }
-
-    fn acknowledged(&self, row: &Row, answer: &Value) {
-        let m = &self.inner.metrics;
-        if row.call() == "release" {
-            m.releases.inc();
-            tracing::info!(metering_request_id = %row.request_id, "metering: released");
-            return;
-        }
-        let status = answer["status"].as_str().unwrap_or("finalized");
-        m.deducts
-            .get_or_create(&metrics::OutcomeLabels {
-                outcome: status.to_owned(),
-            })
-            .inc();
-        let credits = answer["credits_deducted"].as_f64().unwrap_or(0.0);
-        if status != "already_processed" && credits > 0.0 {
-            m.credits_deducted.inc_by(credits);
-        }
-        tracing::info!(metering_request_id = %row.request_id, status, credits_deducted = credits, "metering: deducted");
-    }
-
-    /// At shutdown: waits for settlements of dropped tickets, then delivers what is due, all
-    /// within `within`. What is left stays in the outbox for the next start.
-    pub async fn drain(&self, within: Duration) {
-        let work = async {
-            self.inner.tasks.close();
-            self.inner.tasks.wait().await;
-            self.deliver_due().await;
-        };
-        if tokio::time::timeout(within, work).await.is_err() {
-            tracing::warn!("metering: deliveries still pending at exit; the outbox keeps them");
-        }
-    }
 }
 
 /// A fresh lowercase hyphenated UUID.
@@ -432,208 +323,6 @@ fn refusal_of(code: &str, detail: &Detail) -> Refusal {
     }
 }
 
-/// How a metered call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The model reported its usage.
-    Used(Usage),
-    /// No usage report: estimated from the prompt and the text streamed (a cancelled reply, a
-    /// model without usage, a reply that broke off after some text). Nothing streamed:
-    /// released.
-    Unreported,
-}
-
-/// An admitted model call, to be settled exactly once: [`Ticket::settle`], or — dropped
-/// unsettled, e.g. by a client disconnect — settled in the background from what was seen.
-#[derive(Debug)]
-pub struct Ticket {
-    metering: Metering,
-    caller: Caller,
-    model: String,
-    prompt_tokens: u64,
-    request_id: String,
-    reservation_id: String,
-    fail_open: bool,
-    streamed_chars: u64,
-    settled: bool,
-}
-
-impl Ticket {
-    /// The call's metering `request_id` (for the run's log lines).
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-
-    /// Notes text the student received (what a cancelled call is charged for).
-    pub fn saw_text(&mut self, text: &str) {
-        self.streamed_chars += text.chars().count() as u64;
-    }
-
-    fn estimated_usage(&self) -> Usage {
-        Usage {
-            input_tokens: self.prompt_tokens,
-            output_tokens: self.streamed_chars.div_ceil(4),
-            cached_tokens: 0,
-            reasoning_tokens: 0,
-        }
-    }
-
-    fn deduct_body(&self, usage: Usage, estimated: bool) -> Value {
-        let mut details = json!({
-            "requests": 1,
-            "total_tokens": usage.input_tokens + usage.output_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-        });
-        if estimated {
-            details["estimated"] = Value::Bool(true);
-        }
-        let mut body = json!({
-            "user_id": self.caller.user_id,
-            "request_id": self.request_id,
-            "reservation_id": self.reservation_id,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "model": self.model,
-            "usage_details": details,
-        });
-        if let Some(t) = &self.caller.thread_id {
-            body["thread_id"] = json!(t);
-        }
-        if let Some(path) = &self.caller.lesson_path {
-            body["context"] = json!({ "lesson_path": path });
-        }
-        body
-    }
-
-    /// What to write: `(kind, body)`, or `None` for a fail-open call that used nothing (no
-    /// reservation to release).
-    fn settlement(&self, outcome: Outcome) -> (Option<&'static str>, Value) {
-        match outcome {
-            Outcome::Used(usage) => (Some("deduct"), self.deduct_body(usage, false)),
-            Outcome::Unreported if self.streamed_chars > 0 => (
-                Some("deduct"),
-                self.deduct_body(self.estimated_usage(), true),
-            ),
-            Outcome::Unreported if self.fail_open => (None, Value::Null),
-            Outcome::Unreported => (
-                Some("release"),
-                json!({
-                    "user_id": self.caller.user_id,
-                    "request_id": self.request_id,
-                    "reservation_id": self.reservation_id,
-                }),
-            ),
-        }
-    }
-
-    /// Settles the call: written to the outbox before this returns.
-    pub async fn settle(mut self, outcome: Outcome) {
-        self.settled = true;
-        let (kind, body) = self.settlement(outcome);
-        log_settled(&self.request_id, kind, outcome, self.streamed_chars);
-        let bearer = self
-            .caller
-            .bearer
-            .as_ref()
-            .map(|b| b.expose_secret().to_owned());
-        self.metering
-            .settle(
-                &self.caller.user_id,
-                bearer.as_deref(),
-                &self.request_id,
-                kind,
-                &body.to_string(),
-            )
-            .await;
-    }
-}
-
-fn log_settled(request_id: &str, kind: Option<&str>, outcome: Outcome, streamed_chars: u64) {
-    let (input, output) = match outcome {
-        Outcome::Used(u) => (u.input_tokens, u.output_tokens),
-        Outcome::Unreported => (0, 0),
-    };
-    tracing::info!(
-        metering_request_id = %request_id,
-        settlement = kind.unwrap_or("none"),
-        reported = matches!(outcome, Outcome::Used(_)),
-        input_tokens = input,
-        output_tokens = output,
-        streamed_chars,
-        "metering: call settled"
-    );
-}
-
-impl Drop for Ticket {
-    /// Dropped unsettled (the reply was cancelled): settle from what was seen, in the
-    /// background (awaited by [`Metering::drain`] at shutdown; the outbox's open row covers
-    /// a process that dies first).
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        self.settled = true;
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (kind, body) = self.settlement(Outcome::Unreported);
-        log_settled(
-            &self.request_id,
-            kind,
-            Outcome::Unreported,
-            self.streamed_chars,
-        );
-        let metering = self.metering.clone();
-        let user = self.caller.user_id.clone();
-        let bearer = self
-            .caller
-            .bearer
-            .as_ref()
-            .map(|b| b.expose_secret().to_owned());
-        let request_id = self.request_id.clone();
-        let body = body.to_string();
-        let tasks = metering.inner.tasks.clone();
-        let task = tasks.track_future(async move {
-            metering
-                .settle(&user, bearer.as_deref(), &request_id, kind, &body)
-                .await;
-        });
-        runtime.spawn(task);
-    }
-}
-
-/// Fail fast while the metering API is down: after a failed check, checks fail at once
-/// (open or closed, as configured) and one per [`PROBE_INTERVAL`] goes through as a probe;
-/// the first answer closes it again.
-#[derive(Debug, Default)]
-struct Breaker {
-    down: Mutex<Option<Instant>>,
-}
-
-impl Breaker {
-    fn admit(&self) -> bool {
-        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        match *down {
-            None => true,
-            Some(next) if Instant::now() >= next => {
-                *down = Some(Instant::now() + PROBE_INTERVAL);
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    fn ok(&self) {
-        *self.down.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    fn fail(&self) {
-        *self.down.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + PROBE_INTERVAL);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,16 +334,6 @@ mod tests {
         assert_eq!(id.matches('-').count(), 4);
         assert_eq!(id, id.to_lowercase());
         assert_ne!(id, new_request_id());
-    }
-
-    #[test]
-    fn the_breaker_opens_on_a_failure_and_closes_on_an_answer() {
-        let b = Breaker::default();
-        assert!(b.admit());
-        b.fail();
-        assert!(!b.admit(), "open: no call until the probe interval");
-        b.ok();
-        assert!(b.admit());
     }
 
     #[test]
