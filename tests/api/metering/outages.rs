@@ -262,3 +262,34 @@ async fn outbox_survives_a_restart(backend: Backend) {
         metering.violations()
     );
 }
+
+per_backend! {
+    a_deduct_the_api_refuses_for_good_is_kept_as_dead_and_not_retried => refused_for_good;
+}
+
+async fn refused_for_good(backend: Backend) {
+    let metering = MeteringApi::start().await;
+    metering.set_settle(SettleMode::Fail(400));
+    let upstream = Upstream::start_with(vec![], model("responses")).await;
+    let app = app_on(&upstream, "responses", &metering, backend, &[]).await;
+    let (chat, _, _) = student(&app, "mode=ask");
+    chat.create("What is a loop?").await;
+    assert_eq!(
+        metering.wait_for("deduct", 1, Duration::from_secs(5)).await,
+        1
+    );
+    // Past the first retry's backoff (1 s) and a poll: still one attempt.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(metering.calls("deduct").len(), 1, "a 400 is not retried");
+    let rows = outbox(&app, &metering).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, "dead", "kept for the operator");
+    assert_eq!(
+        metric(&app, "study_mode_metering_deduct_failures_total").await,
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "study_mode_metering_outbox_pending").await,
+        0.0
+    );
+}
