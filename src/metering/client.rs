@@ -23,6 +23,10 @@ pub(super) enum CheckAnswer {
     },
     /// No usable answer: unreachable, timed out, 5xx or an unexpected body.
     Failed(String),
+    /// The API answered, but with nothing we can use (an unexpected 4xx, a 200 without a
+    /// reservation): treated like [`CheckAnswer::Failed`] for this call, but the API is up, so
+    /// it must not open the breaker for everyone (one student's expired token would).
+    Unusable(String),
 }
 
 /// The `detail` of a refusal.
@@ -142,7 +146,7 @@ fn check_answer(status: u16, value: &Value) -> CheckAnswer {
             Some(r) if !r.is_empty() => CheckAnswer::Allowed {
                 reservation_id: r.to_owned(),
             },
-            _ => CheckAnswer::Failed("an allowed check without a reservation_id".into()),
+            _ => CheckAnswer::Unusable("an allowed check without a reservation_id".into()),
         };
     }
     // Refusals come as `{"detail": {...}}` (FastAPI's HTTPException); a 200 with
@@ -158,6 +162,9 @@ fn check_answer(status: u16, value: &Value) -> CheckAnswer {
             code: code.clone(),
             detail,
         },
+        _ if status < 500 => {
+            CheckAnswer::Unusable(format!("HTTP {status}: {}", truncate(&value.to_string())))
+        }
         _ => CheckAnswer::Failed(format!("HTTP {status}: {}", truncate(&value.to_string()))),
     }
 }
@@ -206,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_read_from_their_detail_and_server_errors_are_failures() {
+    fn refusals_are_read_from_their_detail_server_errors_are_failures_and_other_answers_unusable() {
         let v = json!({"detail": {"allowed": false, "error_code": "INSUFFICIENT_BALANCE",
             "message": "low", "balance": 10, "available_balance": 10, "required": 500, "is_expired": false}});
         let CheckAnswer::Refused { code, detail } = check_answer(402, &v) else {
@@ -219,12 +226,17 @@ mod tests {
             CheckAnswer::Failed(_)
         ));
         assert!(matches!(
-            check_answer(200, &json!({"allowed": true})),
+            check_answer(503, &Value::Null),
             CheckAnswer::Failed(_)
         ));
+        // The API answered: unusable for this call, but it is up.
         assert!(matches!(
-            check_answer(404, &Value::Null),
-            CheckAnswer::Failed(_)
+            check_answer(200, &json!({"allowed": true})),
+            CheckAnswer::Unusable(_)
+        ));
+        assert!(matches!(
+            check_answer(401, &Value::Null),
+            CheckAnswer::Unusable(_)
         ));
     }
 }

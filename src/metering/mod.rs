@@ -169,6 +169,11 @@ impl Metering {
                     inner.metrics.check("unavailable");
                     return self.unavailable(caller, call, &code).await;
                 }
+                CheckAnswer::Unusable(why) => {
+                    inner.breaker.ok();
+                    inner.metrics.check("unavailable");
+                    return self.unavailable(caller, call, &why).await;
+                }
                 CheckAnswer::Failed(why) => {
                     inner.breaker.fail();
                     inner.metrics.check("unavailable");

@@ -293,3 +293,34 @@ async fn refused_for_good(backend: Backend) {
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexpected_4xx_fails_that_call_open_without_opening_the_breaker() {
+    let metering = MeteringApi::start().await;
+    metering.set_check(CheckMode::Fail(401));
+    let upstream = Upstream::start_with(vec![], model("responses")).await;
+    let app = app_on(&upstream, "responses", &metering, Backend::Embedded, &[]).await;
+    let (chat, _, _) = student(&app, "mode=ask");
+    let (_, answer) = chat.create("What is a loop?").await;
+    assert_eq!(reply_text(&answer.events()), "A direct answer.");
+    assert_eq!(
+        metric(&app, "study_mode_metering_fail_open_total").await,
+        1.0
+    );
+    metering.set_check(CheckMode::Normal);
+    let (_, answer) = chat.create("And a for loop?").await;
+    assert_eq!(reply_text(&answer.events()), "A direct answer.");
+    assert_eq!(
+        metering.calls("check").len(),
+        2,
+        "the API answered the first time: the next call is checked, not failed open"
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "study_mode_metering_checks_total{outcome=\"allowed\"}"
+        )
+        .await,
+        1.0
+    );
+}
