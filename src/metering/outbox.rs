@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crate::db::Database;
 
-/// One pending delivery.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// One pending delivery. No `Debug`: it holds the student's bearer.
+#[derive(Clone, sqlx::FromRow)]
 pub(super) struct Row {
     pub request_id: String,
     /// `open`, `deduct`, `release` (`dead`: refused for good, never selected).
