@@ -10,13 +10,14 @@
 //! 4. `content` — lessons, their sources and caches, modes, suggestions
 //! 5. `auth`, `ratelimit` — who asks, and whether they may
 //! 6. `turn` — the reply contract between the ChatKit server and the tutor
-//! 7. `tutor`, `chatkit`, `health` — what is said; the protocol server; readiness
-//! 8. `legacy` — importing the Python service's database (`import-legacy`)
-//! 9. `error` — the edge's error type and every feature error's mapping to it
-//! 10. `state` — the router state as `FromRef` sub-states
-//! 11. `http` — the HTTP edge: routes, extractors, middleware, the accept loop
-//! 12. `settings`, `cli` — the whole configuration composed from its owners; the command line
-//! 13. `startup` — the composition root (imported only by `main.rs` and the tests)
+//! 7. `metering` — credit metering of model calls (check, deduct, release; the outbox)
+//! 8. `tutor`, `chatkit`, `health` — what is said; the protocol server; readiness
+//! 9. `legacy` — importing the Python service's database (`import-legacy`)
+//! 10. `error` — the edge's error type and every feature error's mapping to it
+//! 11. `state` — the router state as `FromRef` sub-states
+//! 12. `http` — the HTTP edge: routes, extractors, middleware, the accept loop
+//! 13. `settings`, `cli` — the whole configuration composed from its owners; the command line
+//! 14. `startup` — the composition root (imported only by `main.rs` and the tests)
 
 pub mod config;
 pub mod telemetry;
@@ -30,6 +31,8 @@ pub mod auth;
 pub mod ratelimit;
 
 pub mod turn;
+
+pub mod metering;
 
 pub mod chatkit;
 pub mod health;

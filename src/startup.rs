@@ -20,6 +20,7 @@ use crate::content::Content;
 use crate::db::{Database, DbError, StoreMetrics};
 use crate::health::Readiness;
 use crate::http::serve::{ConnectionLimits, serve};
+use crate::metering::Metering;
 use crate::ratelimit::RateLimiter;
 use crate::redis::{RedisCache, RedisPool};
 use crate::settings::Settings;
@@ -55,6 +56,7 @@ pub struct Application {
     db: Database,
     cache: Option<RedisCache>,
     state: AppState,
+    metering: Option<Metering>,
 }
 
 impl Application {
@@ -96,8 +98,12 @@ impl Application {
         let content = Content::new(&settings.content, cache.clone(), registry).await;
         let auth = Arc::new(Auth::new(&settings.auth, settings.dev_mode, registry));
         let limiter = RateLimiter::new(&settings.ratelimit, redis, registry);
-        let responder = responder
-            .unwrap_or_else(|| Arc::new(Tutor::new(&settings.tutor, content.clone(), registry)));
+        let metering = Metering::new(&settings.metering, &db, registry);
+        let responder = responder.unwrap_or_else(|| {
+            let tutor =
+                Tutor::new_metered(&settings.tutor, content.clone(), metering.clone(), registry);
+            Arc::new(tutor)
+        });
         let store = ThreadStore::new(&db, &StoreMetrics::register(registry));
         let shutdown = CancellationToken::new();
         let chatkit = ChatKit::new(
@@ -134,6 +140,7 @@ impl Application {
             db,
             cache,
             state,
+            metering,
         })
     }
 
@@ -171,6 +178,14 @@ impl Application {
         let deadline = server.shutdown_timeout;
         let streams = self.state.shutdown.clone();
         let chatkit = self.state.chatkit.clone();
+        // The outbox worker runs as long as this future: dropped (a test's abort) or finished,
+        // it stops; rows it has not delivered stay in the store for the next start.
+        let worker_stop = CancellationToken::new();
+        let _worker_guard = worker_stop.clone().drop_guard();
+        let metering = self.metering.clone();
+        if let Some(m) = &metering {
+            tokio::spawn(m.clone().run_worker(worker_stop.clone()));
+        }
         let router = crate::http::router(server, self.state);
         let limits = ConnectionLimits {
             header_read_timeout: server.header_read_timeout,
@@ -195,6 +210,10 @@ impl Application {
             tracing::warn!("shutdown: connections still open after the deadline; exiting");
         }
         chatkit.drain(Duration::from_secs(2)).await;
+        if let Some(m) = &metering {
+            worker_stop.cancel();
+            m.drain(Duration::from_secs(2)).await;
+        }
         self.db.close().await;
         tracing::info!("shutdown complete");
         Ok(())

@@ -63,6 +63,8 @@ pub struct TurnRequest {
     /// The student's own bearer token, for calls made on their behalf (the learner profile).
     /// A secret: `Debug` never prints it.
     pub bearer: Option<SecretString>,
+    /// The thread being answered (credit metering records it with each deduct).
+    pub thread_id: Option<String>,
 }
 
 /// One answer button under a reply (a ChatKit widget button; a click comes back as a
@@ -77,7 +79,7 @@ pub struct Choice {
 /// The custom action type of an answer button.
 pub const ANSWER_ACTION: &str = "tutor.answer";
 
-/// Token usage of one model call (issue #16 meters each call from these figures).
+/// Token usage of one model call (credit metering deducts each call from these figures).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u64,
@@ -134,6 +136,7 @@ impl Default for TurnRequest {
             state: None,
             locale: None,
             bearer: None,
+            thread_id: None,
         }
     }
 }

@@ -403,6 +403,7 @@ impl Driver {
             state: thread.metadata.get(super::reply::STATE_KEY).cloned(),
             locale: self.ctx.locale.clone(),
             bearer: self.ctx.bearer.clone(),
+            thread_id: Some(thread.id.clone()),
         })
     }
 

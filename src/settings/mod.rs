@@ -3,8 +3,8 @@
 //! Owns: the general variables (`ENVIRONMENT`, `DEV_MODE`, `SSO_URL`, `ADMIN_SECRET`), the order
 //! in which owners read theirs, the production safety rules that span owners, and the list of
 //! every documented setting ([`all_settings`], behind `--help` and the README's table). Each
-//! owner (`http`, `db`, `redis`, `telemetry`, `content`, `tutor`, `auth`, `ratelimit`) declares
-//! and validates its own variables; this module only composes them.
+//! owner (`http`, `db`, `redis`, `telemetry`, `content`, `tutor`, `auth`, `ratelimit`,
+//! `metering`) declares and validates its own variables; this module only composes them.
 
 use secrecy::SecretString;
 
@@ -13,7 +13,7 @@ use crate::db::DatabaseSettings;
 use crate::http::settings::ServerSettings;
 use crate::redis::RedisSettings;
 use crate::telemetry::LogSettings;
-use crate::{auth, content, db, http, ratelimit, redis, telemetry, tutor};
+use crate::{auth, content, db, http, metering, ratelimit, redis, telemetry, tutor};
 
 /// The whole configuration of one process.
 #[derive(Debug, Clone)]
@@ -31,6 +31,7 @@ pub struct Settings {
     pub tutor: tutor::TutorSettings,
     pub auth: auth::AuthSettings,
     pub ratelimit: ratelimit::RateLimitSettings,
+    pub metering: metering::MeteringSettings,
 }
 
 /// The general variables, read here.
@@ -69,6 +70,7 @@ pub fn all_settings() -> Vec<&'static SettingDoc> {
         tutor::SETTINGS,
         auth::SETTINGS,
         ratelimit::SETTINGS,
+        metering::SETTINGS,
     ]
     .into_iter()
     .flatten()
@@ -117,6 +119,7 @@ impl Settings {
             tutor: tutor::TutorSettings::from_env(env),
             auth: auth::AuthSettings::from_env(env, sso_url.as_deref()),
             ratelimit: ratelimit::RateLimitSettings::from_env(env),
+            metering: metering::MeteringSettings::from_env(env, production),
             sso_url,
         };
         if production {

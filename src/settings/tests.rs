@@ -42,6 +42,31 @@ fn production_refuses_every_unsafe_setting_at_once() {
 }
 
 #[test]
+fn production_refuses_metering_without_its_api_url() {
+    let err = settings(&[
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("ALLOWED_ORIGINS", "https://book.example.com"),
+        ("METERING_ENABLED", "true"),
+    ])
+    .expect_err("metering without a URL refused");
+    assert_eq!(variables(&err), vec!["METERING_API_URL"]);
+    let ok = settings(&[
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("ALLOWED_ORIGINS", "https://book.example.com"),
+        ("METERING_ENABLED", "true"),
+        ("METERING_API_URL", "https://metering.example.com/"),
+    ])
+    .expect("metering with a URL");
+    assert!(ok.metering.enabled);
+    assert_eq!(
+        ok.metering.api_url.as_deref(),
+        Some("https://metering.example.com")
+    );
+}
+
+#[test]
 fn production_needs_explicit_origins() {
     let err = settings(&[("ENVIRONMENT", "production"), ("SSO_URL", "https://sso")])
         .expect_err("empty origins refused");

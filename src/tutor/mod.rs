@@ -2,8 +2,9 @@
 //! offline tutor.
 //!
 //! Owns: WHAT is said — modes, the teach walk ([`walk`], [`teach`]), prompts ([`prompts`]),
-//! the conversation context ([`context`]), the model client ([`model`]), the offline tutor
-//! ([`offline`]), the learner profile ([`profile`]), thread titles — behind the [`turn`]
+//! the conversation context ([`context`]), the model client ([`model`]) and its metering per run
+//! ([`metered`], over [`crate::metering`]), the offline tutor ([`offline`]), the learner
+//! profile ([`profile`]), thread titles — behind the [`turn`]
 //! contract through which the ChatKit server asks for a reply. Must not touch the store or
 //! know ChatKit's wire format: item ids, persistence and event order are the ChatKit
 //! server's; the walk's state goes out as a [`TurnEvent::State`] and comes back in the next
@@ -11,6 +12,7 @@
 
 pub mod bm25;
 pub mod context;
+pub mod metered;
 mod metrics;
 pub mod model;
 pub mod offline;
@@ -31,10 +33,12 @@ pub use self::metrics::TutorMetrics;
 pub use self::settings::{ModelApi, ModelSettings, ReasoningEffort, SETTINGS, TutorSettings};
 
 use self::context::Context;
+use self::metered::Metered;
 use self::model::ModelClient;
 use self::profile::Profiles;
 use self::teach::Voice;
 use crate::content::{Content, Lesson, Mode};
+use crate::metering::{Caller, Metering};
 use crate::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
 
 /// Most words of a first message used as a thread title.
@@ -62,6 +66,8 @@ struct Inner {
     /// Teach, ask, quiz.
     engines: [Engine; 3],
     profiles: Option<Profiles>,
+    /// Credit metering of every model call (`None`: off).
+    metering: Option<Metering>,
     metrics: TutorMetrics,
 }
 
@@ -74,8 +80,18 @@ fn index(mode: Mode) -> usize {
 }
 
 impl Tutor {
-    /// Each mode on its model when it has an API key, else on the offline tutor.
+    /// Each mode on its model when it has an API key, else on the offline tutor; unmetered.
     pub fn new(settings: &TutorSettings, content: Content, registry: &mut Registry) -> Self {
+        Self::new_metered(settings, content, None, registry)
+    }
+
+    /// As [`Tutor::new`], each model call metered by `metering` (the offline tutor never is).
+    pub fn new_metered(
+        settings: &TutorSettings,
+        content: Content,
+        metering: Option<Metering>,
+        registry: &mut Registry,
+    ) -> Self {
         let metrics = TutorMetrics::register(registry);
         let engines = Mode::ALL.map(|mode| {
             let s = settings.for_mode(mode);
@@ -90,6 +106,7 @@ impl Tutor {
                 content,
                 engines,
                 profiles: settings.profile_url.as_deref().map(Profiles::new),
+                metering,
                 metrics,
             }),
         };
@@ -124,6 +141,11 @@ impl Tutor {
     ) -> TurnStream {
         let mode = request.mode;
         let title = title(&request, lesson.as_deref()).map(|t| Ok(TurnEvent::Title(t)));
+        let meter = self
+            .inner
+            .metering
+            .clone()
+            .map(|m| (m, Arc::new(caller(&request))));
         let mut ctx = Context::build(request, mode, lesson, &self.inner.settings);
         ctx.profile = profile;
         let engine = self.engine(ctx.mode);
@@ -133,7 +155,7 @@ impl Tutor {
                     self.inner.metrics.reply("offline", "teach", "ok");
                     Voice::Offline
                 }
-                Engine::Model(client) => Voice::Model(client.clone()),
+                Engine::Model(client) => Voice::Model(Metered::new(client.clone(), meter)),
             };
             let cap = self.inner.settings.teach_context_chars;
             return futures::stream::iter(title)
@@ -145,7 +167,9 @@ impl Tutor {
                 self.inner.metrics.reply("offline", ctx.mode.name(), "ok");
                 offline_reply(ctx)
             }
-            Engine::Model(client) => client.reply(&model::wire::prompt_of(&ctx)),
+            Engine::Model(client) => {
+                Metered::new(client.clone(), meter).reply(&model::wire::prompt_of(&ctx))
+            }
         };
         futures::stream::iter(title).chain(body).boxed()
     }
@@ -160,6 +184,16 @@ impl Tutor {
                 None
             }
         }
+    }
+}
+
+/// Who a run is metered for.
+fn caller(request: &TurnRequest) -> Caller {
+    Caller {
+        user_id: request.user_id.clone(),
+        bearer: request.bearer.clone(),
+        thread_id: request.thread_id.clone(),
+        lesson_path: request.lesson.as_ref().map(ToString::to_string),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 
 use super::context::Context;
-use super::model::ModelClient;
+use super::metered::{CallError, Metered, refusal_reply};
 use super::model::wire::Prompt;
 use super::offline::{self, walk as offline_walk};
 use super::prompts::{self, WalkPrompt};
@@ -40,7 +40,8 @@ const MAX_KEY_CHARS: usize = 200;
 #[derive(Debug, Clone)]
 pub enum Voice {
     Offline,
-    Model(Arc<ModelClient>),
+    /// The model, metered for this run when metering is on.
+    Model(Metered),
 }
 
 type Item = Result<TurnEvent, TurnError>;
@@ -73,12 +74,20 @@ pub fn run(ctx: Context, voice: Voice, cap: usize) -> TurnStream {
             walk,
             out: Vec::new(),
             body: None,
+            pending: None,
             capture: None,
             tail: String::new(),
         };
-        match turn.play(plan).await {
+        let played = match turn.play(plan).await {
+            Ok(()) => turn.open_body().await,
+            Err(e) => Err(e),
+        };
+        match played {
             Ok(()) => turn.into_stream(),
-            Err(e) => futures::stream::iter([Err(e)]).boxed(),
+            Err(CallError::Failed(e)) => futures::stream::iter([Err(e)]).boxed(),
+            // Not admitted (out of credits, suspended, failing closed): the refusal is the
+            // whole reply, and the walk stays where it was.
+            Err(CallError::Refused(r)) => refusal_reply(&r),
         }
     })
     .flatten()
@@ -98,13 +107,16 @@ struct Turn {
     walk: WalkState,
     out: Vec<Item>,
     body: Option<TurnStream>,
+    /// The streamed model call of the body, opened (checked, then started) once the turn is
+    /// planned: its model, prompt and the key to mask.
+    pending: Option<(Metered, Prompt, Option<String>)>,
     /// The model's teaching, collected to read its check question at the end.
     capture: Option<Arc<Mutex<String>>>,
     tail: String,
 }
 
 impl Turn {
-    async fn play(&mut self, plan: Plan) -> Result<(), TurnError> {
+    async fn play(&mut self, plan: Plan) -> Result<(), CallError> {
         self.note_language();
         match plan {
             Plan::Start => self.teach(self.fresh),
@@ -166,7 +178,24 @@ impl Turn {
         super::model::wire::conversation(&ctx)
     }
 
-    fn stream(&mut self, client: &Arc<ModelClient>, instructions: String, message: Option<&str>) {
+    /// Whether the turn has a body (said offline, or a model call to open).
+    fn has_body(&self) -> bool {
+        self.body.is_some() || self.pending.is_some()
+    }
+
+    /// Opens the pending model call as the body; a refused check refuses the whole turn.
+    async fn open_body(&mut self) -> Result<(), CallError> {
+        if let Some((client, prompt, key)) = self.pending.take() {
+            let stream = client
+                .open_reply(&prompt)
+                .await
+                .map_err(CallError::Refused)?;
+            self.body = Some(redacted(stream, key.as_deref()));
+        }
+        Ok(())
+    }
+
+    fn stream(&mut self, client: &Metered, instructions: String, message: Option<&str>) {
         let prompt = Prompt {
             instructions,
             messages: self.messages(message),
@@ -187,7 +216,7 @@ impl Turn {
                 !c.options.iter().any(|o| plain(o).to_lowercase() == key)
             })
             .and_then(|c| c.key.clone());
-        self.body = Some(redacted(client.reply(&prompt), key.as_deref()));
+        self.pending = Some((client.clone(), prompt, key));
     }
 
     /// Teach the current section: its header, then its teaching and check.
@@ -244,12 +273,12 @@ impl Turn {
     /// The pending check again (after a wrong answer, a hint or a free question).
     fn reask(&mut self, attempt: Option<(u32, u32)>) {
         if let Some(check) = &self.walk.check {
-            let lead = if self.body.is_some() { "\n\n" } else { "" };
+            let lead = if self.has_body() { "\n\n" } else { "" };
             self.tail = format!("{lead}{}", offline_walk::render_check(check, attempt));
         }
     }
 
-    async fn answer(&mut self, answer: &str) -> Result<(), TurnError> {
+    async fn answer(&mut self, answer: &str) -> Result<(), CallError> {
         let Some(check) = self.walk.check.clone() else {
             self.teach(false);
             return Ok(());
@@ -292,7 +321,7 @@ impl Turn {
                 self.free_in_walk(answer);
                 let k = self.walk.current + 1;
                 if let Some(check) = &self.walk.check {
-                    let lead = if self.body.is_some() { "\n\n" } else { "" };
+                    let lead = if self.has_body() { "\n\n" } else { "" };
                     self.tail = format!(
                         "{lead}*We're still on section {k}; type **hint** for a clue or **skip** to \
                          move on.*\n\n{}",
@@ -308,10 +337,10 @@ impl Turn {
     /// when none was known. Its usage is part of the reply.
     async fn judge(
         &mut self,
-        client: &Arc<ModelClient>,
+        client: &Metered,
         check: &Check,
         answer: Option<&str>,
-    ) -> Result<(Verdict, String), TurnError> {
+    ) -> Result<(Verdict, String), CallError> {
         let prompt = Prompt {
             instructions: prompts::judge(&self.prompt(), check, answer),
             messages: vec![("user", answer.unwrap_or("(skipped)").to_owned())],
@@ -395,7 +424,7 @@ impl Turn {
         self.reask(None);
     }
 
-    async fn skip(&mut self) -> Result<(), TurnError> {
+    async fn skip(&mut self) -> Result<(), CallError> {
         if let (Voice::Model(client), Some(check)) = (self.voice.clone(), self.walk.check.clone()) {
             if check.key.is_none() {
                 self.judge(&client, &check, None).await?;

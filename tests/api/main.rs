@@ -15,6 +15,7 @@
 //! - `store/`: database pools and migrations, the cache interface, the thread store.
 //! - `legacy/`: `import-legacy` on databases in the Python service's layouts; the carry-over
 //!   of an earlier version's schema.
+//! - `metering/`: credit metering of model calls against a stand-in metering API.
 //! - `faults/`: each dependency failing under load (`cargo test --test api faults::`).
 //! - `security/`: hostile input and slow clients.
 
@@ -26,6 +27,7 @@ mod content;
 mod faults;
 mod http;
 mod legacy;
+mod metering;
 mod ratelimit;
 mod security;
 mod store;

@@ -5,8 +5,8 @@
 //! two functions here**, each given its mode's model settings: [`ModelClient::reply`] (a
 //! streamed reply for the student, as [`TurnEvent`]s ending with its [`Usage`]) and
 //! [`ModelClient::judge`] (one non-streamed JSON object for the service — a verdict, an answer
-//! key — with its [`Usage`], never shown to the student). Credit metering (issue #16) wraps
-//! exactly these two. The streamed reply is driven by its consumer (no spawned task), so
+//! key — with its [`Usage`], never shown to the student). Credit metering wraps exactly these
+//! two ([`super::metered`]). The streamed reply is driven by its consumer (no spawned task), so
 //! dropping it drops the response and closes the upstream connection.
 
 mod reply;

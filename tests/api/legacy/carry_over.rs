@@ -78,7 +78,7 @@ async fn an_earlier_versions_tables_move_to_their_own_schema_without_losing_a_ro
         db.text("SELECT string_agg(version::text, ',' ORDER BY version) FROM study_mode._sqlx_migrations WHERE success")
             .await
             .as_deref(),
-        Some("1,2")
+        Some("1,2,3")
     );
 
     let carol = Chat::new(&app.address, "carol");
