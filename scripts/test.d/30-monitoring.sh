@@ -2,9 +2,9 @@
 # The operations parts in deploy/monitoring/, tested for real:
 #   1. `promtool check rules` and `promtool test rules` on the alert rules and their unit tests;
 #   2. the debug binary is started (embedded defaults plus the test Redis, so the Redis series
+#      exist, and metering switched on against an address nobody listens on, so its series
 #      exist) and every metric named by an alert or by a dashboard query must be one it exports
-#      on /metrics — except Prometheus' own `up` and the metering series listed in
-#      METERING_SERIES below, which the metering feature provides;
+#      on /metrics — except Prometheus' own `up`;
 #   3. a real Prometheus (Debian's binary, loopback only, a temporary data folder, a 1 s scrape
 #      interval, the alert rules loaded) scrapes the service, and the service's series are read
 #      back through Prometheus' HTTP query API, and its rules are all loaded and healthy.
@@ -16,9 +16,9 @@ ROOT="$PWD"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/study-mode-target}"
 TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 MON=deploy/monitoring
-# Series the alerts and the dashboard may name although this build does not export them: they
-# are exported by the metering feature (docs/OPERATIONS.md, "Alerts").
-METERING_SERIES="study_mode_metering_fail_open_total study_mode_metering_deduct_failures_total"
+# Series the alerts and the dashboard may name although the service does not export them
+# (none: metering is switched on below, so its series are exported too).
+METERING_SERIES=""
 
 fail() { echo "monitoring: FAILED: $*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -49,7 +49,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 (cd "$WORK" && exec env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$PORT" LOG_FORMAT=json \
-  REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="study_mode_monitoring_$$:" "$BIN" >"$WORK/server.log" 2>&1) &
+  REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="study_mode_monitoring_$$:" \
+  METERING_ENABLED=true METERING_API_URL="http://127.0.0.1:$(free_port)" "$BIN" >"$WORK/server.log" 2>&1) &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
   curl -fsS "$BASE/health/ready" >/dev/null 2>&1 && break
