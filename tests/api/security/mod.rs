@@ -3,4 +3,16 @@
 //! one module per defect, each asserting the fixed behaviour (each failed before its fix).
 
 mod hostile_input;
+mod lesson_urls;
 mod metric_labels;
+
+use serde_json::Value;
+
+/// The error body of a `status` answer, checked to be in the JSON error shape.
+async fn client_error(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status);
+    let body: Value = res.json().await.expect("JSON error body");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body
+}
