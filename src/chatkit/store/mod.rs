@@ -194,6 +194,17 @@ impl ThreadStore {
         dispatch!(self, "save_thread", s => s.save_thread(owner, thread))
     }
 
+    /// Inserts the owner's new thread with its first item, in one transaction: a refused item
+    /// leaves no thread behind.
+    pub async fn save_thread_with_item(
+        &self,
+        owner: &str,
+        thread: &ThreadRecord,
+        item: &ThreadItem,
+    ) -> StoreResult<()> {
+        dispatch!(self, "save_thread_with_item", s => s.save_thread_with_item(owner, thread, item))
+    }
+
     /// Replaces the metadata of the owner's thread (nothing else of the row): how a
     /// responder's state is committed. `NoSuchThread` when the owner has no such thread.
     pub async fn save_thread_metadata(

@@ -80,6 +80,29 @@ where
     }
 
     pub(super) async fn save_thread(&self, owner: &str, t: &ThreadRecord) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::upsert_thread(&mut conn, owner, t).await
+    }
+
+    /// The owner's new thread and its first item in one transaction: both or neither.
+    pub(super) async fn save_thread_with_item(
+        &self,
+        owner: &str,
+        t: &ThreadRecord,
+        item: &ThreadItem,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::upsert_thread(&mut tx, owner, t).await?;
+        Self::upsert_item(&mut tx, owner, item).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upsert_thread(
+        conn: &mut DB::Connection,
+        owner: &str,
+        t: &ThreadRecord,
+    ) -> StoreResult<()> {
         let done = sqlx::query(
             "INSERT INTO threads (id, user_id, organization_id, lesson_path, title, status, \
              metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -96,7 +119,7 @@ where
         .bind(Json(&t.metadata))
         .bind(DbTime(t.created_at))
         .bind(DbTime(t.updated_at))
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         written(DB::rows_affected(&done))
     }
@@ -157,6 +180,15 @@ where
     }
 
     pub(super) async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::upsert_item(&mut conn, owner, item).await
+    }
+
+    async fn upsert_item(
+        conn: &mut DB::Connection,
+        owner: &str,
+        item: &ThreadItem,
+    ) -> StoreResult<()> {
         // Inserting through a SELECT on the owner's thread makes a foreign thread a no-op.
         let done = sqlx::query(
             "INSERT INTO items (id, thread_id, user_id, item_type, created_at, updated_at, data) \
@@ -173,7 +205,7 @@ where
         .bind(DbTime(item.created_at))
         .bind(DbTime(chrono::Utc::now()))
         .bind(Json(item))
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         written(DB::rows_affected(&done))
     }

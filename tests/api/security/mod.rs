@@ -5,8 +5,11 @@
 mod hostile_input;
 mod lesson_urls;
 mod metric_labels;
+mod nul;
 
 use serde_json::Value;
+
+use crate::support::app::TestApp;
 
 /// The error body of a `status` answer, checked to be in the JSON error shape.
 async fn client_error(res: reqwest::Response, status: u16) -> Value {
@@ -15,4 +18,15 @@ async fn client_error(res: reqwest::Response, status: u16) -> Value {
     assert!(body["error"]["code"].is_string(), "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
     body
+}
+
+/// `POST /chatkit` with a JSON `body` as the dev-mode user `user`.
+async fn post_chatkit_as(app: &TestApp, user: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/chatkit"))
+        .header("x-user-id", user)
+        .json(body)
+        .send()
+        .await
+        .expect("send")
 }
