@@ -205,6 +205,17 @@ impl ThreadStore {
         dispatch!(self, "save_thread_with_item", s => s.save_thread_with_item(owner, thread, item))
     }
 
+    /// Which of `ids` name visible items of the owner's thread, in one query (at most a few
+    /// hundred ids: one placeholder each).
+    pub async fn visible_item_ids(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        dispatch!(self, "visible_item_ids", s => s.visible_item_ids(owner, thread_id, ids))
+    }
+
     /// Replaces the metadata of the owner's thread (nothing else of the row): how a
     /// responder's state is committed. `NoSuchThread` when the owner has no such thread.
     pub async fn save_thread_metadata(

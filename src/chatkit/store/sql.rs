@@ -255,6 +255,31 @@ where
         Ok(paginate(items, page.limit, |i| &i.id))
     }
 
+    pub(super) async fn visible_item_ids(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (3..ids.len() + 3).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id FROM items WHERE thread_id = $1 AND user_id = $2{} AND id IN ({})",
+            hidden_filter(Hidden::Exclude),
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(thread_id).bind(owner);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
+    }
+
     pub(super) async fn delete_item(
         &self,
         owner: &str,
