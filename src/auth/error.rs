@@ -29,6 +29,9 @@ pub enum AuthError {
     MissingClaim(String),
     #[error("invalid or revoked token")]
     Rejected,
+    /// Dev mode: the `X-User-ID` (or `user_id`) given is not a usable user id (400).
+    #[error("{0}")]
+    BadDevUser(&'static str),
     /// The SSO could not be reached and nothing cached can answer.
     #[error("{0}")]
     Unavailable(String),
@@ -50,6 +53,7 @@ impl AuthError {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim(_) => "missing_claim",
             Self::Rejected => "rejected",
+            Self::BadDevUser(_) => "bad_dev_user",
             Self::Unavailable(_) => "unavailable",
         }
     }

@@ -236,8 +236,9 @@ impl Auth {
         match token {
             Some(token) if !self.dev_mode || verifies => self.verify(token).await,
             _ if self.dev_mode => {
+                let user = self.dev_user(parts).map_err(|e| self.reject("dev", e))?;
                 self.count("dev", "ok");
-                Ok(self.dev_user(parts))
+                Ok(user)
             }
             _ => Err(self.reject("header", AuthError::Missing)),
         }
@@ -275,36 +276,50 @@ impl Auth {
             .inc();
     }
 
-    /// Dev mode: `X-User-ID`, else `?user_id=`, else the configured dev user.
-    fn dev_user(&self, parts: &Parts) -> CurrentUser {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.len() <= 256)
-                .map(str::to_owned)
-        };
+    /// Dev mode: `X-User-ID`, else `?user_id=`, else the configured dev user. An id that is
+    /// given but unusable is refused: it once silently became the shared dev user.
+    fn dev_user(&self, parts: &Parts) -> Result<CurrentUser, AuthError> {
+        let header = |name: &str| parts.headers.get(name).map(|v| v.to_str());
         let from_query = || {
             url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                 .find(|(k, _)| k == "user_id")
-                .map(|(_, v)| v.trim().to_owned())
-                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .map(|(_, v)| v.into_owned())
         };
-        match header("x-user-id").or_else(from_query) {
-            Some(id) => CurrentUser {
-                name: header("x-user-name"),
+        let given = match header("x-user-id") {
+            Some(Ok(v)) => Some(v.to_owned()),
+            Some(Err(_)) => return Err(AuthError::BadDevUser(BAD_DEV_USER)),
+            None => from_query(),
+        };
+        let id = given.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        match id {
+            Some(id) if id.len() > MAX_DEV_USER_BYTES || !printable_ascii(&id) => {
+                Err(AuthError::BadDevUser(BAD_DEV_USER))
+            }
+            Some(id) => Ok(CurrentUser {
+                name: header("x-user-name")
+                    .and_then(Result::ok)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty() && v.len() <= MAX_DEV_USER_BYTES)
+                    .map(str::to_owned),
                 ..CurrentUser::with_id(id)
-            },
-            None => CurrentUser {
+            }),
+            None => Ok(CurrentUser {
                 email: Some("dev@localhost".into()),
                 name: Some("Dev User".into()),
                 ..CurrentUser::with_id(self.dev_user_id.clone())
-            },
+            }),
         }
     }
 }
+
+fn printable_ascii(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+}
+
+/// Longest dev-mode user id, in bytes.
+const MAX_DEV_USER_BYTES: usize = 256;
+const BAD_DEV_USER: &str =
+    "X-User-ID (or user_id): a dev-mode user id is printable ASCII of at most 256 bytes";
 
 fn not_configured(what: &str, variable: &str) -> AuthError {
     AuthError::Unavailable(format!(
