@@ -68,12 +68,12 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "JWT_ISSUER",
         "unset: not checked",
-        "Required `iss` of JWTs.",
+        "Required `iss` of JWTs. Required in production.",
     ),
     SettingDoc::new(
         "JWT_AUDIENCE",
         "unset: not checked",
-        "Comma-separated accepted `aud` values of JWTs.",
+        "Comma-separated accepted `aud` values of JWTs. Required in production.",
     ),
     SettingDoc::new(
         "JWT_LEEWAY_SECS",
@@ -141,6 +141,25 @@ impl AuthSettings {
             }
         }
         settings
+    }
+}
+
+impl AuthSettings {
+    /// Production rules: without both an issuer and an audience, a token minted by the same
+    /// SSO for another of its clients would be accepted here.
+    pub fn validate_production(&self, env: &mut Env) {
+        if self.issuer.is_none() {
+            env.error(
+                "JWT_ISSUER",
+                "is required in production (tokens of any issuer would be accepted)",
+            );
+        }
+        if self.audience.is_empty() {
+            env.error(
+                "JWT_AUDIENCE",
+                "is required in production (tokens minted for another client would be accepted)",
+            );
+        }
     }
 }
 

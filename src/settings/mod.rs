@@ -129,6 +129,7 @@ impl Settings {
     /// The production safety rules: each failure names its variable.
     fn validate_production(&self, env: &mut Env) {
         self.server.validate_production(env);
+        self.auth.validate_production(env);
         if self.dev_mode {
             env.error("DEV_MODE", "dev mode is never allowed in production");
         }

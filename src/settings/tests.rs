@@ -39,12 +39,33 @@ fn production_refuses_every_unsafe_setting_at_once() {
     assert!(vars.contains(&"ALLOWED_ORIGINS"), "{err}");
     assert!(vars.contains(&"DEV_MODE"), "{err}");
     assert!(vars.contains(&"SSO_URL"), "{err}");
+    assert!(vars.contains(&"JWT_ISSUER"), "{err}");
+    assert!(vars.contains(&"JWT_AUDIENCE"), "{err}");
+}
+
+#[test]
+fn production_refuses_to_start_without_a_jwt_audience_and_issuer() {
+    let base = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    let err = settings(&base).expect_err("any audience and issuer refused");
+    assert_eq!(variables(&err), vec!["JWT_ISSUER", "JWT_AUDIENCE"]);
+    let only_issuer = [base.as_slice(), &[("JWT_ISSUER", "https://sso")]].concat();
+    let err = settings(&only_issuer).expect_err("any audience refused");
+    assert_eq!(variables(&err), vec!["JWT_AUDIENCE"]);
 }
 
 #[test]
 fn production_needs_explicit_origins() {
-    let err = settings(&[("ENVIRONMENT", "production"), ("SSO_URL", "https://sso")])
-        .expect_err("empty origins refused");
+    let err = settings(&[
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+    ])
+    .expect_err("empty origins refused");
     assert_eq!(variables(&err), vec!["ALLOWED_ORIGINS"]);
 }
 
@@ -53,6 +74,8 @@ fn a_safe_production_configuration_is_accepted() {
     let s = settings(&[
         ("ENVIRONMENT", "production"),
         ("SSO_URL", "https://sso.example.com"),
+        ("JWT_ISSUER", "https://sso.example.com"),
+        ("JWT_AUDIENCE", "study-mode-book"),
         (
             "ALLOWED_ORIGINS",
             "https://book.example.com, https://www.example.com/",
