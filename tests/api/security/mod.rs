@@ -6,6 +6,7 @@ mod dev_user;
 mod feedback;
 mod hostile_input;
 mod lesson_urls;
+mod log_injection;
 mod metric_labels;
 mod nul;
 
