@@ -9,6 +9,7 @@ mod lesson_urls;
 mod log_injection;
 mod metric_labels;
 mod nul;
+mod subject;
 
 use serde_json::Value;
 
