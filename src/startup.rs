@@ -77,6 +77,9 @@ impl Application {
         settings: Settings,
         responder: Option<Arc<dyn Responder>>,
     ) -> Result<Self, StartError> {
+        for warning in settings.warnings() {
+            tracing::warn!(%warning, "production setting");
+        }
         let mut metrics = Metrics::new();
         let db = Database::connect(&settings.database)
             .await

@@ -126,6 +126,34 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Production settings that are allowed but probably wrong, logged as warnings at start.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.environment != Environment::Production {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if self.ratelimit.trusted_proxies.is_empty() {
+            out.push(
+                "TRUSTED_PROXIES is unset: behind an ingress every client has its address and \
+                 all share one anonymous rate-limit budget; set it to the ingress's address"
+                    .to_owned(),
+            );
+        }
+        if !self.database.is_postgres() {
+            out.push(
+                "DATABASE_URL is SQLite in production: one instance only, on a local disk"
+                    .to_owned(),
+            );
+        }
+        if self.redis.is_none() {
+            out.push(
+                "REDIS_URL is unset in production: rate limits and the lesson cache are per instance"
+                    .to_owned(),
+            );
+        }
+        out
+    }
+
     /// The production safety rules: each failure names its variable.
     fn validate_production(&self, env: &mut Env) {
         self.server.validate_production(env);

@@ -121,3 +121,39 @@ fn blank_values_count_as_unset() {
     assert!(s.redis.is_none());
     assert_eq!(s.server.port, 8000);
 }
+
+#[test]
+fn production_without_trusted_proxies_or_shared_backends_warns_at_start() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    let warnings = settings(&production).expect("valid").warnings();
+    for variable in ["TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL"] {
+        assert!(
+            warnings.iter().any(|w| w.starts_with(variable)),
+            "{variable}: {warnings:?}"
+        );
+    }
+    let behind_ingress = [
+        production.as_slice(),
+        &[
+            ("TRUSTED_PROXIES", "10.0.0.5"),
+            ("DATABASE_URL", "postgres://u@db/app"),
+            ("REDIS_URL", "redis://redis:6379"),
+        ],
+    ]
+    .concat();
+    assert_eq!(
+        settings(&behind_ingress).expect("valid").warnings(),
+        Vec::<String>::new()
+    );
+    assert!(
+        settings(&[]).expect("valid").warnings().is_empty(),
+        "development: none"
+    );
+}
+
