@@ -6,7 +6,7 @@
 //! owner (`http`, `db`, `redis`, `telemetry`, `content`, `tutor`, `auth`, `ratelimit`) declares
 //! and validates its own variables; this module only composes them.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{ConfigErrors, Env, Environment, SettingDoc};
 use crate::db::DatabaseSettings;
@@ -14,6 +14,9 @@ use crate::http::settings::ServerSettings;
 use crate::redis::RedisSettings;
 use crate::telemetry::LogSettings;
 use crate::{auth, content, db, http, ratelimit, redis, telemetry, tutor};
+
+/// Shortest `ADMIN_SECRET` production accepts: a guessable secret drops every cache at will.
+const MIN_ADMIN_SECRET_BYTES: usize = 32;
 
 /// The whole configuration of one process.
 #[derive(Debug, Clone)]
@@ -53,7 +56,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "ADMIN_SECRET",
         "unset: admin routes disabled",
-        "Secret expected in `X-Admin-Secret` by `/admin/*`.",
+        "Secret expected in `X-Admin-Secret` by `/admin/*`; at least 32 bytes in production.",
     ),
 ];
 
@@ -165,6 +168,13 @@ impl Settings {
             env.error(
                 "SSO_URL",
                 "is required in production (tokens are verified against it)",
+            );
+        }
+        let short = |s: &SecretString| s.expose_secret().len() < MIN_ADMIN_SECRET_BYTES;
+        if self.admin_secret.as_ref().is_some_and(short) {
+            env.error(
+                "ADMIN_SECRET",
+                "must be at least 32 bytes in production (e.g. `openssl rand -hex 32`)",
             );
         }
     }

@@ -157,3 +157,24 @@ fn production_without_trusted_proxies_or_shared_backends_warns_at_start() {
     );
 }
 
+#[test]
+fn production_refuses_a_short_admin_secret() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    let short = [production.as_slice(), &[("ADMIN_SECRET", "x")]].concat();
+    let err = settings(&short).expect_err("a 1-byte secret refused");
+    assert_eq!(variables(&err), vec!["ADMIN_SECRET"]);
+    let long = "k".repeat(32);
+    let fine = [production.as_slice(), &[("ADMIN_SECRET", long.as_str())]].concat();
+    assert!(settings(&fine).is_ok());
+    assert!(
+        settings(&[("ADMIN_SECRET", "x")]).is_ok(),
+        "development accepts any"
+    );
+}
+
