@@ -56,6 +56,7 @@ async fn chatkit(
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
+    require_json(&headers)?;
     let user_name = header_text(&headers, "x-user-name")
         .or_else(|| non_blank(query.user_name))
         .or_else(|| user.name.clone());
@@ -81,6 +82,25 @@ async fn chatkit(
     let mut response = respond(reply, chatkit.keepalive());
     response.headers_mut().extend(limit_headers);
     Ok(response)
+}
+
+/// A JSON body (`application/json`, parameters such as `; charset=utf-8` allowed), in every
+/// mode: a cross-site `text/plain` form POST, which needs no preflight, must not act as the
+/// user whose cookies or dev-mode identity the browser sends along.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type: send `application/json`",
+        )),
+    }
 }
 
 /// A header's text, trimmed; `None` when absent, not text, or blank.
