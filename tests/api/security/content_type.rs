@@ -51,3 +51,24 @@ async fn a_chatkit_post_that_is_not_json_is_415_and_acts_as_nobody() {
         .expect("json");
     assert_eq!(threads["data"], json!([]), "nothing was created: {threads}");
 }
+
+#[tokio::test]
+async fn a_declared_oversized_body_is_413_in_our_words_and_json_shape() {
+    let app =
+        crate::support::app::spawn_echo_app_with(Backend::Embedded, &[("MAX_BODY_BYTES", "1024")])
+            .await;
+    let res = app
+        .client
+        .post(app.url("/chatkit"))
+        .header("x-user-id", "big")
+        .header("content-type", "application/json")
+        .body("x".repeat(4096))
+        .send()
+        .await
+        .expect("send");
+    let body = client_error(res, 413).await;
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("length limit exceeded"), "{message}");
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+}
