@@ -10,6 +10,7 @@ mod lesson_urls;
 mod log_injection;
 mod metric_labels;
 mod nul;
+mod secrets_first;
 mod subject;
 
 use serde_json::Value;
