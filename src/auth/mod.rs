@@ -51,6 +51,8 @@ pub struct AuthSettings {
     pub jwks_ttl: Duration,
     pub userinfo_cache_ttl: Duration,
     pub dev_user_id: String,
+    /// Whether opaque tokens are checked at userinfo at all (`ALLOW_OPAQUE_TOKENS`).
+    pub allow_opaque: bool,
 }
 
 /// Variables read by this module.
@@ -91,6 +93,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "How long a verified opaque token is remembered (0 = ask the SSO every time).",
     ),
     SettingDoc::new(
+        "ALLOW_OPAQUE_TOKENS",
+        "`false` in production, else `true`",
+        "Accept opaque (non-JWT) tokens, checked at userinfo. Userinfo does not prove a token was issued for this service.",
+    ),
+    SettingDoc::new(
         "DEV_USER_ID",
         "`dev-user-123`",
         "Dev mode only: the user of requests that send neither a token nor `X-User-ID`.",
@@ -98,7 +105,7 @@ pub const SETTINGS: &[SettingDoc] = &[
 ];
 
 impl AuthSettings {
-    pub fn from_env(env: &mut Env, sso_url: Option<&str>) -> Self {
+    pub fn from_env(env: &mut Env, sso_url: Option<&str>, production: bool) -> Self {
         let derived = |path: &str| sso_url.map(|base| format!("{base}{path}"));
         let leeway_secs = env.parse_or("JWT_LEEWAY_SECS", MAX_LEEWAY_SECS);
         if leeway_secs > MAX_LEEWAY_SECS {
@@ -129,6 +136,7 @@ impl AuthSettings {
             dev_user_id: env
                 .string("DEV_USER_ID")
                 .unwrap_or_else(|| "dev-user-123".into()),
+            allow_opaque: env.bool("ALLOW_OPAQUE_TOKENS").unwrap_or(!production),
         };
         for (name, url) in [
             ("JWKS_URL", &settings.jwks_url),
@@ -238,6 +246,7 @@ impl Auth {
             userinfo: settings
                 .userinfo_url
                 .clone()
+                .filter(|_| settings.allow_opaque)
                 .map(|url| userinfo::Userinfo::new(url, http, settings.userinfo_cache_ttl)),
             dev_mode,
             dev_user_id: settings.dev_user_id.clone(),
@@ -270,10 +279,7 @@ impl Auth {
             (true, Some(jwt), _) => ("jwt", jwt.verify(token).await),
             (false, _, Some(userinfo)) => ("userinfo", userinfo.verify(token).await),
             (true, None, _) => ("jwt", Err(not_configured("JWTs", "JWKS_URL"))),
-            (false, _, None) => (
-                "userinfo",
-                Err(not_configured("opaque tokens", "USERINFO_URL")),
-            ),
+            (false, _, None) => ("userinfo", Err(AuthError::OpaqueRefused)),
         };
         match result {
             Ok(user) => {

@@ -118,7 +118,7 @@ impl Settings {
             admin_secret: env.secret("ADMIN_SECRET"),
             content: content::ContentSettings::from_env(env),
             tutor: tutor::TutorSettings::from_env(env),
-            auth: auth::AuthSettings::from_env(env, sso_url.as_deref()),
+            auth: auth::AuthSettings::from_env(env, sso_url.as_deref(), production),
             ratelimit: ratelimit::RateLimitSettings::from_env(env),
             sso_url,
         };

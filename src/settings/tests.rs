@@ -178,3 +178,20 @@ fn production_refuses_a_short_admin_secret() {
     );
 }
 
+#[test]
+fn opaque_tokens_are_off_by_default_in_production_only() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    assert!(!settings(&production).expect("valid").auth.allow_opaque);
+    let opted_in = [production.as_slice(), &[("ALLOW_OPAQUE_TOKENS", "true")]].concat();
+    assert!(settings(&opted_in).expect("valid").auth.allow_opaque);
+    assert!(
+        settings(&[]).expect("valid").auth.allow_opaque,
+        "development"
+    );
+}

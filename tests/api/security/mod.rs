@@ -11,6 +11,7 @@ mod log_injection;
 mod metric_labels;
 mod nul;
 mod secrets_first;
+mod sso_amplification;
 mod subject;
 
 use serde_json::Value;
