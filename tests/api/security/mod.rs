@@ -2,6 +2,7 @@
 //! 4xx in the JSON error shape, never a 5xx, a panic or a hang; and the attacks of issue 17,
 //! one module per defect, each asserting the fixed behaviour (each failed before its fix).
 
+mod content_origin;
 mod content_type;
 mod dev_user;
 mod feedback;
