@@ -101,7 +101,8 @@ impl Application {
         let limiter = RateLimiter::new(&settings.ratelimit, redis, registry);
         let responder = responder
             .unwrap_or_else(|| Arc::new(Tutor::new(&settings.tutor, content.clone(), registry)));
-        let store = ThreadStore::new(&db, &StoreMetrics::register(registry));
+        let store = ThreadStore::new(&db, &StoreMetrics::register(registry))
+            .with_page_max_bytes(settings.server.page_max_bytes);
         let shutdown = CancellationToken::new();
         let chatkit = ChatKit::new(
             store,

@@ -24,6 +24,8 @@ pub struct ServerSettings {
     pub sse_keepalive: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
+    /// Most bytes of item JSON in one `items.list` page (`PAGE_MAX_BYTES`).
+    pub page_max_bytes: usize,
     /// Length of the kernel's accept queue (`listen(2)` backlog).
     pub listen_backlog: u32,
     /// Set `SO_REUSEPORT` so several processes can share one port.
@@ -68,6 +70,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "SSE_KEEPALIVE_SECS",
         "`15`",
         "A ChatKit stream silent this long (e.g. waiting for a model's first token) gets an SSE comment line (`: keep-alive`), so proxies and load balancers do not close it as idle; `0` = never.",
+    ),
+    SettingDoc::new(
+        "PAGE_MAX_BYTES",
+        "`4194304`",
+        "Most bytes of items in one page of `items.list` (and of history read for a turn); a page ends early with `has_more` and `after` set. At least one item is always sent.",
     ),
     SettingDoc::new(
         "LISTEN_BACKLOG",
@@ -117,6 +124,7 @@ impl ServerSettings {
             sse_keepalive: Some(env.secs_or("SSE_KEEPALIVE_SECS", 15)).filter(|d| !d.is_zero()),
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
             readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
+            page_max_bytes: env.parse_or("PAGE_MAX_BYTES", 4 * 1024 * 1024),
             listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),
             reuse_port: env.bool("REUSE_PORT").unwrap_or(false),
         }

@@ -132,7 +132,13 @@ pub type StoreResult<T> = Result<T, ThreadStoreError>;
 pub struct ThreadStore {
     backend: Backend,
     metrics: std::sync::Arc<StoreMetrics>,
+    /// Most bytes of item JSON in one page (`PAGE_MAX_BYTES`): a page stops early, with
+    /// `has_more` and `after` set, rather than hold 100 items of a megabyte each.
+    page_max_bytes: usize,
 }
+
+/// Default of [`ThreadStore::with_page_max_bytes`]: 4 MiB.
+pub const PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 enum Backend {
@@ -150,7 +156,17 @@ impl ThreadStore {
         let metrics = std::sync::Arc::new(StoreMetrics {
             duration: metrics.duration.clone(),
         });
-        Self { backend, metrics }
+        Self {
+            backend,
+            metrics,
+            page_max_bytes: PAGE_MAX_BYTES,
+        }
+    }
+
+    /// The same store with pages bounded to `bytes` of item JSON (at least one item a page).
+    pub fn with_page_max_bytes(mut self, bytes: usize) -> Self {
+        self.page_max_bytes = bytes;
+        self
     }
 
     fn backend_name(&self) -> &'static str {
@@ -265,7 +281,8 @@ impl ThreadStore {
         page: &PageQuery,
         hidden: Hidden,
     ) -> StoreResult<Page<ThreadItem>> {
-        dispatch!(self, "load_items", s => s.load_items(owner, thread_id, page, hidden))
+        let max_bytes = self.page_max_bytes;
+        dispatch!(self, "load_items", s => s.load_items(owner, thread_id, page, hidden, max_bytes))
     }
 
     /// Deletes one item; false when there was none.

@@ -13,6 +13,7 @@
 //! the single `where` clause below is the exact list of what a backend must supply. The
 //! [`super::ThreadStore`] enum holds the two instantiations; there is no other dispatch.
 
+use futures::TryStreamExt;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
@@ -232,6 +233,7 @@ where
         thread_id: &str,
         page: &PageQuery,
         hidden: Hidden,
+        max_bytes: usize,
     ) -> StoreResult<Page<ThreadItem>> {
         let (cmp, dir) = order_sql(page.order);
         let filter = hidden_filter(hidden);
@@ -241,17 +243,28 @@ where
              (SELECT created_at, id FROM items WHERE thread_id = $1 AND id = $3 AND user_id = $2)) \
              ORDER BY created_at {dir}, id {dir} LIMIT $4"
         );
-        let rows = sqlx::query(&sql)
+        // Rows are streamed, so a page of huge items is never held whole beyond `max_bytes`.
+        let mut rows = sqlx::query(&sql)
             .bind(thread_id)
             .bind(owner)
             .bind(page.after.as_deref())
             .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows
-            .iter()
-            .map(Self::item_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+            .fetch(&self.pool);
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.try_next().await? {
+            let item = Self::item_from(&row)?;
+            bytes = bytes.saturating_add(json_size(&item));
+            if !items.is_empty() && bytes > max_bytes {
+                let after = items.last().map(|i: &ThreadItem| i.id.clone());
+                return Ok(Page {
+                    data: items,
+                    has_more: true,
+                    after,
+                });
+            }
+            items.push(item);
+        }
         Ok(paginate(items, page.limit, |i| &i.id))
     }
 
@@ -420,6 +433,24 @@ fn hidden_filter(hidden: Hidden) -> String {
             HIDDEN_TYPES[0], HIDDEN_TYPES[1]
         ),
     }
+}
+
+/// The length of `item`'s JSON, counted without building it.
+fn json_size(item: &ThreadItem) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serialising a stored item cannot fail; a failure counts as nothing.
+    let _ = serde_json::to_writer(&mut count, item);
+    count.0
 }
 
 /// Turns `limit + 1` fetched rows into a page: `has_more` and the `after` cursor.

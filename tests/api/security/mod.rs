@@ -11,6 +11,7 @@ mod lesson_urls;
 mod log_injection;
 mod metric_labels;
 mod nul;
+mod page_bytes;
 mod secrets_first;
 mod sso_amplification;
 mod subject;
