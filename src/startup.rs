@@ -178,6 +178,8 @@ impl Application {
         let router = crate::http::router(server, self.state);
         let limits = ConnectionLimits {
             header_read_timeout: server.header_read_timeout,
+            http2_cleartext: server.http2_cleartext,
+            http2_keepalive: server.http2_keepalive,
         };
         let connections = serve(self.listener, router, limits, signal).await;
         tracing::info!(

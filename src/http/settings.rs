@@ -26,6 +26,10 @@ pub struct ServerSettings {
     pub readiness_timeout: Duration,
     /// Most bytes of item JSON in one `items.list` page (`PAGE_MAX_BYTES`).
     pub page_max_bytes: usize,
+    /// Serve HTTP/2 with prior knowledge (h2c).
+    pub http2_cleartext: bool,
+    /// HTTP/2 keep-alive ping interval, also how long a ping may go unanswered.
+    pub http2_keepalive: Duration,
     /// Length of the kernel's accept queue (`listen(2)` backlog).
     pub listen_backlog: u32,
     /// Set `SO_REUSEPORT` so several processes can share one port.
@@ -77,6 +81,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Most bytes of items in one page of `items.list` (and of history read for a turn); a page ends early with `has_more` and `after` set. At least one item is always sent.",
     ),
     SettingDoc::new(
+        "HTTP2_CLEARTEXT",
+        "`true`",
+        "Serve HTTP/2 with prior knowledge (h2c) besides HTTP/1.1; `false` closes such connections.",
+    ),
+    SettingDoc::new(
+        "HTTP2_KEEPALIVE_SECS",
+        "`20`",
+        "HTTP/2 connections get a ping this often; one unanswered for as long closes the connection.",
+    ),
+    SettingDoc::new(
         "LISTEN_BACKLOG",
         "`1024`",
         "Accept-queue length of the listener (the kernel caps it at `net.core.somaxconn`).",
@@ -104,9 +118,11 @@ impl ServerSettings {
         let allowed_origins = allowed_origins(env, production);
         let header_read_timeout = env.secs_or("HEADER_READ_TIMEOUT_SECS", 30);
         let body_read_timeout = env.secs_or("BODY_READ_TIMEOUT_SECS", 15);
+        let http2_keepalive = env.secs_or("HTTP2_KEEPALIVE_SECS", 20);
         for (name, value) in [
             ("HEADER_READ_TIMEOUT_SECS", header_read_timeout),
             ("BODY_READ_TIMEOUT_SECS", body_read_timeout),
+            ("HTTP2_KEEPALIVE_SECS", http2_keepalive),
         ] {
             if value.is_zero() {
                 env.error(name, "must be at least 1 second");
@@ -125,6 +141,8 @@ impl ServerSettings {
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
             readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
             page_max_bytes: env.parse_or("PAGE_MAX_BYTES", 4 * 1024 * 1024),
+            http2_cleartext: env.bool("HTTP2_CLEARTEXT").unwrap_or(true),
+            http2_keepalive,
             listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),
             reuse_port: env.bool("REUSE_PORT").unwrap_or(false),
         }

@@ -6,6 +6,7 @@ mod content_origin;
 mod content_type;
 mod dev_user;
 mod feedback;
+mod h2c;
 mod hostile_input;
 mod lesson_urls;
 mod log_injection;
