@@ -110,7 +110,8 @@ impl Application {
             ChatKitMetrics::register(registry),
             shutdown.clone(),
             settings.server.sse_keepalive,
-        );
+        )
+        .with_limits(settings.server.chat_limits);
         let state = AppState {
             auth,
             limiter,

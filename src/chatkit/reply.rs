@@ -33,6 +33,7 @@ pub struct ReplyContext<'a> {
     pub store: &'a ThreadStore,
     pub sink: &'a Sink,
     pub metrics: &'a ChatKitMetrics,
+    pub limits: &'a super::ChatKitLimits,
 }
 
 /// The assistant message being streamed.
@@ -227,6 +228,7 @@ impl Reply<'_> {
     /// Persisted at once; announced with `thread.updated` at the end of the reply, where the
     /// reference announces a title set during `respond`.
     async fn title(&mut self, title: String) -> Result<(), Stop> {
+        let title = self.cx.limits.cut_title(title);
         if self.thread.title.as_deref() == Some(title.as_str()) {
             return Ok(()); // unchanged: nothing to save or announce, as the reference
         }

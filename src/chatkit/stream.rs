@@ -373,14 +373,15 @@ impl Driver {
         exclude: Option<&str>,
     ) -> Result<Vec<Turn>, Stop> {
         let limit = self.chatkit.responder.history_items();
-        history::load(
+        let turns = history::load(
             &self.chatkit.store,
             self.owner(),
             &thread.id,
             limit,
             exclude,
         )
-        .await
+        .await?;
+        Ok(self.chatkit.limits().budget_history(turns))
     }
 
     /// The turn to ask for; an unknown mode is answered with a non-retryable error instead.
@@ -429,6 +430,7 @@ impl Driver {
             store: &self.chatkit.store,
             sink: &self.sink,
             metrics: &self.chatkit.metrics,
+            limits: self.chatkit.limits(),
         };
         reply::run(&cx, thread, stream).await
     }

@@ -72,6 +72,7 @@ async fn chatkit(
         user,
     };
     let request = request::parse(&body)?;
+    chatkit.limits().check(&request)?;
     // The limit is checked before any stream starts, so a refusal is a plain 429.
     let limit_headers = if request.is_rate_limited() {
         limiter.check(Policy::Chat, ctx.owner()).await?

@@ -26,6 +26,8 @@ pub struct ServerSettings {
     pub readiness_timeout: Duration,
     /// Most bytes of item JSON in one `items.list` page (`PAGE_MAX_BYTES`).
     pub page_max_bytes: usize,
+    /// `MAX_MESSAGE_CHARS`, `MAX_TITLE_CHARS`, `HISTORY_CHARS`.
+    pub chat_limits: crate::chatkit::ChatKitLimits,
     /// Serve HTTP/2 with prior knowledge (h2c).
     pub http2_cleartext: bool,
     /// HTTP/2 keep-alive ping interval, also how long a ping may go unanswered.
@@ -79,6 +81,21 @@ pub const SETTINGS: &[SettingDoc] = &[
         "PAGE_MAX_BYTES",
         "`4194304`",
         "Most bytes of items in one page of `items.list` (and of history read for a turn); a page ends early with `has_more` and `after` set. At least one item is always sent.",
+    ),
+    SettingDoc::new(
+        "MAX_MESSAGE_CHARS",
+        "`32000`",
+        "Longest chat message (its text and quoted text), in characters; longer is 400 naming the field.",
+    ),
+    SettingDoc::new(
+        "MAX_TITLE_CHARS",
+        "`200`",
+        "Longest thread title: a longer rename is 400, a longer generated title is cut.",
+    ),
+    SettingDoc::new(
+        "HISTORY_CHARS",
+        "`24000`",
+        "Characters of past turns a reply is given; the oldest turns are dropped, or cut, first.",
     ),
     SettingDoc::new(
         "HTTP2_CLEARTEXT",
@@ -141,6 +158,11 @@ impl ServerSettings {
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
             readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
             page_max_bytes: env.parse_or("PAGE_MAX_BYTES", 4 * 1024 * 1024),
+            chat_limits: crate::chatkit::ChatKitLimits {
+                max_message_chars: env.parse_or("MAX_MESSAGE_CHARS", 32_000),
+                max_title_chars: env.parse_or("MAX_TITLE_CHARS", 200),
+                history_chars: env.parse_or("HISTORY_CHARS", 24_000),
+            },
             http2_cleartext: env.bool("HTTP2_CLEARTEXT").unwrap_or(true),
             http2_keepalive,
             listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),

@@ -11,6 +11,7 @@ mod hostile_input;
 mod lesson_urls;
 mod log_injection;
 mod metric_labels;
+mod model_cost;
 mod nul;
 mod page_bytes;
 mod secrets_first;
