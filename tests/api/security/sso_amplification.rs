@@ -49,3 +49,28 @@ async fn with_opaque_tokens_off_no_userinfo_call_is_made() {
     assert_eq!(list_with(&app, "valid-opaque").await, 401);
     assert_eq!(sso.userinfo_hits(), 0);
 }
+
+#[tokio::test]
+async fn past_its_failure_budget_a_client_ip_is_429_before_any_sso_call() {
+    let key = Key::rsa("rsa-1", "rsa.pem");
+    let sso = FakeSso::start(&[&key]).await;
+    let app = spawn_echo_app_with(
+        Backend::Embedded,
+        &[
+            ("SSO_URL", sso.url.as_str()),
+            ("DEV_MODE", "false"),
+            ("RATE_LIMIT_AUTH_FAILURES", "3/minute"),
+        ],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(list_with(&app, &format!("random-token-{i}")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    assert_eq!(
+        sso.userinfo_hits(),
+        4,
+        "no SSO call once the budget is spent"
+    );
+}
