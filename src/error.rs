@@ -202,6 +202,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+            AuthError::BadDevUser(_) => ApiError::bad_request(e.to_string()),
             _ => ApiError::unauthorized(e.to_string()),
         }
     }

@@ -79,6 +79,9 @@ impl Application {
         settings: Settings,
         responder: Option<Arc<dyn Responder>>,
     ) -> Result<Self, StartError> {
+        for warning in settings.warnings() {
+            tracing::warn!(%warning, "production setting");
+        }
         let mut metrics = Metrics::new();
         let db = Database::connect(&settings.database)
             .await
@@ -104,7 +107,8 @@ impl Application {
                 Tutor::new_metered(&settings.tutor, content.clone(), metering.clone(), registry);
             Arc::new(tutor)
         });
-        let store = ThreadStore::new(&db, &StoreMetrics::register(registry));
+        let store = ThreadStore::new(&db, &StoreMetrics::register(registry))
+            .with_page_max_bytes(settings.server.page_max_bytes);
         let shutdown = CancellationToken::new();
         let chatkit = ChatKit::new(
             store,
@@ -112,7 +116,8 @@ impl Application {
             ChatKitMetrics::register(registry),
             shutdown.clone(),
             settings.server.sse_keepalive,
-        );
+        )
+        .with_limits(settings.server.chat_limits);
         let state = AppState {
             auth,
             limiter,
@@ -189,6 +194,8 @@ impl Application {
         let router = crate::http::router(server, self.state);
         let limits = ConnectionLimits {
             header_read_timeout: server.header_read_timeout,
+            http2_cleartext: server.http2_cleartext,
+            http2_keepalive: server.http2_keepalive,
         };
         let connections = serve(self.listener, router, limits, signal).await;
         tracing::info!(

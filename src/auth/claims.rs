@@ -30,9 +30,26 @@ fn strings(claims: &Value, name: &str) -> Vec<String> {
     }
 }
 
+/// `sub` exactly as sent: a non-empty string, neither trimmed nor converted. A number or a
+/// padded string is refused, so `" victim "` or `42` can never name the owner `victim` or `"42"`.
+fn subject(claims: &Value) -> Result<String, AuthError> {
+    match claims.get("sub") {
+        None | Some(Value::Null) => Err(AuthError::MissingClaim("sub".into())),
+        Some(Value::String(s))
+            if !s.is_empty() && s.trim() == s && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.clone())
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => Err(AuthError::MissingClaim("sub".into())),
+        Some(_) => Err(AuthError::Malformed(
+            "`sub` must be a string without surrounding spaces or control characters",
+        )),
+    }
+}
+
 /// The user described by `claims`; `sub` is required.
 pub fn user_from_claims(claims: &Value) -> Result<CurrentUser, AuthError> {
-    let id = string(claims, "sub").ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
+    let id = subject(claims)?;
     let organization_ids = strings(claims, "organization_ids");
     let tenant_id = string(claims, "tenant_id")
         .or_else(|| string(claims, "organization_id"))
@@ -94,5 +111,20 @@ mod tests {
         assert!(user_from_claims(&json!({"email":"a@b.c"})).is_err());
         assert!(user_from_claims(&json!({"sub":"  "})).is_err());
         assert!(user_from_claims(&json!({"sub": null})).is_err());
+    }
+
+    #[test]
+    fn the_subject_is_an_exact_string_never_trimmed_or_converted() {
+        for bad in [
+            json!({"sub": " victim "}),
+            json!({"sub": "victim\n"}),
+            json!({"sub": 42}),
+            json!({"sub": ["victim"]}),
+            json!({"sub": true}),
+        ] {
+            assert!(user_from_claims(&bad).is_err(), "{bad} was accepted");
+        }
+        let u = user_from_claims(&json!({"sub": "42"})).expect("a string subject");
+        assert_eq!(u.id, "42");
     }
 }

@@ -29,6 +29,13 @@ pub enum AuthError {
     MissingClaim(String),
     #[error("invalid or revoked token")]
     Rejected,
+    /// An opaque token where only JWTs are accepted (`ALLOW_OPAQUE_TOKENS` off, or no
+    /// userinfo endpoint).
+    #[error("opaque tokens are not accepted: send the SSO's JWT (ID token)")]
+    OpaqueRefused,
+    /// Dev mode: the `X-User-ID` (or `user_id`) given is not a usable user id (400).
+    #[error("{0}")]
+    BadDevUser(&'static str),
     /// The SSO could not be reached and nothing cached can answer.
     #[error("{0}")]
     Unavailable(String),
@@ -50,6 +57,8 @@ impl AuthError {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim(_) => "missing_claim",
             Self::Rejected => "rejected",
+            Self::BadDevUser(_) => "bad_dev_user",
+            Self::OpaqueRefused => "opaque_refused",
             Self::Unavailable(_) => "unavailable",
         }
     }

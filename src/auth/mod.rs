@@ -51,6 +51,8 @@ pub struct AuthSettings {
     pub jwks_ttl: Duration,
     pub userinfo_cache_ttl: Duration,
     pub dev_user_id: String,
+    /// Whether opaque tokens are checked at userinfo at all (`ALLOW_OPAQUE_TOKENS`).
+    pub allow_opaque: bool,
 }
 
 /// Variables read by this module.
@@ -68,12 +70,12 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "JWT_ISSUER",
         "unset: not checked",
-        "Required `iss` of JWTs.",
+        "Required `iss` of JWTs. Required in production.",
     ),
     SettingDoc::new(
         "JWT_AUDIENCE",
         "unset: not checked",
-        "Comma-separated accepted `aud` values of JWTs.",
+        "Comma-separated accepted `aud` values of JWTs. Required in production.",
     ),
     SettingDoc::new(
         "JWT_LEEWAY_SECS",
@@ -91,6 +93,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "How long a verified opaque token is remembered (0 = ask the SSO every time).",
     ),
     SettingDoc::new(
+        "ALLOW_OPAQUE_TOKENS",
+        "`false` in production, else `true`",
+        "Accept opaque (non-JWT) tokens, checked at userinfo. Userinfo does not prove a token was issued for this service.",
+    ),
+    SettingDoc::new(
         "DEV_USER_ID",
         "`dev-user-123`",
         "Dev mode only: the user of requests that send neither a token nor `X-User-ID`.",
@@ -98,7 +105,7 @@ pub const SETTINGS: &[SettingDoc] = &[
 ];
 
 impl AuthSettings {
-    pub fn from_env(env: &mut Env, sso_url: Option<&str>) -> Self {
+    pub fn from_env(env: &mut Env, sso_url: Option<&str>, production: bool) -> Self {
         let derived = |path: &str| sso_url.map(|base| format!("{base}{path}"));
         let leeway_secs = env.parse_or("JWT_LEEWAY_SECS", MAX_LEEWAY_SECS);
         if leeway_secs > MAX_LEEWAY_SECS {
@@ -129,6 +136,7 @@ impl AuthSettings {
             dev_user_id: env
                 .string("DEV_USER_ID")
                 .unwrap_or_else(|| "dev-user-123".into()),
+            allow_opaque: env.bool("ALLOW_OPAQUE_TOKENS").unwrap_or(!production),
         };
         for (name, url) in [
             ("JWKS_URL", &settings.jwks_url),
@@ -141,6 +149,25 @@ impl AuthSettings {
             }
         }
         settings
+    }
+}
+
+impl AuthSettings {
+    /// Production rules: without both an issuer and an audience, a token minted by the same
+    /// SSO for another of its clients would be accepted here.
+    pub fn validate_production(&self, env: &mut Env) {
+        if self.issuer.is_none() {
+            env.error(
+                "JWT_ISSUER",
+                "is required in production (tokens of any issuer would be accepted)",
+            );
+        }
+        if self.audience.is_empty() {
+            env.error(
+                "JWT_AUDIENCE",
+                "is required in production (tokens minted for another client would be accepted)",
+            );
+        }
     }
 }
 
@@ -219,6 +246,7 @@ impl Auth {
             userinfo: settings
                 .userinfo_url
                 .clone()
+                .filter(|_| settings.allow_opaque)
                 .map(|url| userinfo::Userinfo::new(url, http, settings.userinfo_cache_ttl)),
             dev_mode,
             dev_user_id: settings.dev_user_id.clone(),
@@ -236,8 +264,9 @@ impl Auth {
         match token {
             Some(token) if !self.dev_mode || verifies => self.verify(token).await,
             _ if self.dev_mode => {
+                let user = self.dev_user(parts).map_err(|e| self.reject("dev", e))?;
                 self.count("dev", "ok");
-                Ok(self.dev_user(parts))
+                Ok(user)
             }
             _ => Err(self.reject("header", AuthError::Missing)),
         }
@@ -250,10 +279,7 @@ impl Auth {
             (true, Some(jwt), _) => ("jwt", jwt.verify(token).await),
             (false, _, Some(userinfo)) => ("userinfo", userinfo.verify(token).await),
             (true, None, _) => ("jwt", Err(not_configured("JWTs", "JWKS_URL"))),
-            (false, _, None) => (
-                "userinfo",
-                Err(not_configured("opaque tokens", "USERINFO_URL")),
-            ),
+            (false, _, None) => ("userinfo", Err(AuthError::OpaqueRefused)),
         };
         match result {
             Ok(user) => {
@@ -275,36 +301,50 @@ impl Auth {
             .inc();
     }
 
-    /// Dev mode: `X-User-ID`, else `?user_id=`, else the configured dev user.
-    fn dev_user(&self, parts: &Parts) -> CurrentUser {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.len() <= 256)
-                .map(str::to_owned)
-        };
+    /// Dev mode: `X-User-ID`, else `?user_id=`, else the configured dev user. An id that is
+    /// given but unusable is refused: it once silently became the shared dev user.
+    fn dev_user(&self, parts: &Parts) -> Result<CurrentUser, AuthError> {
+        let header = |name: &str| parts.headers.get(name).map(|v| v.to_str());
         let from_query = || {
             url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                 .find(|(k, _)| k == "user_id")
-                .map(|(_, v)| v.trim().to_owned())
-                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .map(|(_, v)| v.into_owned())
         };
-        match header("x-user-id").or_else(from_query) {
-            Some(id) => CurrentUser {
-                name: header("x-user-name"),
+        let given = match header("x-user-id") {
+            Some(Ok(v)) => Some(v.to_owned()),
+            Some(Err(_)) => return Err(AuthError::BadDevUser(BAD_DEV_USER)),
+            None => from_query(),
+        };
+        let id = given.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        match id {
+            Some(id) if id.len() > MAX_DEV_USER_BYTES || !printable_ascii(&id) => {
+                Err(AuthError::BadDevUser(BAD_DEV_USER))
+            }
+            Some(id) => Ok(CurrentUser {
+                name: header("x-user-name")
+                    .and_then(Result::ok)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty() && v.len() <= MAX_DEV_USER_BYTES)
+                    .map(str::to_owned),
                 ..CurrentUser::with_id(id)
-            },
-            None => CurrentUser {
+            }),
+            None => Ok(CurrentUser {
                 email: Some("dev@localhost".into()),
                 name: Some("Dev User".into()),
                 ..CurrentUser::with_id(self.dev_user_id.clone())
-            },
+            }),
         }
     }
 }
+
+fn printable_ascii(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+}
+
+/// Longest dev-mode user id, in bytes.
+const MAX_DEV_USER_BYTES: usize = 256;
+const BAD_DEV_USER: &str =
+    "X-User-ID (or user_id): a dev-mode user id is printable ASCII of at most 256 bytes";
 
 fn not_configured(what: &str, variable: &str) -> AuthError {
     AuthError::Unavailable(format!(

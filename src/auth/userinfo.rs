@@ -2,7 +2,9 @@
 //!
 //! Positive answers are cached for `USERINFO_CACHE_SECS` under the SHA-256 of the token (the
 //! token itself is never stored, logged or used as a key); concurrent requests with the same
-//! token share one call (moka's `try_get_with`). Rejections are not cached.
+//! token share one call (moka's `try_get_with`). Rejections are remembered for
+//! [`REJECTED_TTL`] under the same hash, so a client replaying random tokens costs the SSO one
+//! call per token, not one per request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,9 @@ use super::claims::user_from_claims;
 use super::error::AuthError;
 use crate::telemetry::LogThrottle;
 
+/// How long a token the SSO refused is refused without asking again.
+pub const REJECTED_TTL: Duration = Duration::from_secs(60);
+
 /// Largest userinfo answer accepted.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -25,6 +30,8 @@ pub struct Userinfo {
     http: reqwest::Client,
     /// `None` when `USERINFO_CACHE_SECS` is 0.
     cache: Option<Cache<[u8; 32], CurrentUser>>,
+    /// Hashes of tokens refused within [`REJECTED_TTL`], with the refusal.
+    rejected: Cache<[u8; 32], AuthError>,
     log: LogThrottle,
 }
 
@@ -45,6 +52,10 @@ impl Userinfo {
                     .time_to_live(ttl)
                     .build()
             }),
+            rejected: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(REJECTED_TTL)
+                .build(),
             log: LogThrottle::new(Duration::from_secs(60)),
         }
     }
@@ -54,14 +65,23 @@ impl Userinfo {
         if !is_token68(token) {
             return Err(AuthError::Malformed("not a bearer token"));
         }
-        let Some(cache) = &self.cache else {
-            return self.fetch(token).await;
-        };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        cache
-            .try_get_with(key, self.fetch(token))
-            .await
-            .map_err(|e: Arc<AuthError>| (*e).clone())
+        if let Some(refusal) = self.rejected.get(&key).await {
+            return Err(refusal);
+        }
+        let result = match &self.cache {
+            None => self.fetch(token).await,
+            Some(cache) => cache
+                .try_get_with(key, self.fetch(token))
+                .await
+                .map_err(|e: Arc<AuthError>| (*e).clone()),
+        };
+        if let Err(refusal) = &result
+            && !matches!(refusal, AuthError::Unavailable(_))
+        {
+            self.rejected.insert(key, refusal.clone()).await;
+        }
+        result
     }
 
     async fn fetch(&self, token: &str) -> Result<CurrentUser, AuthError> {

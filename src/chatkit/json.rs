@@ -89,22 +89,40 @@ pub async fn answer(
     }
 }
 
-/// Checks the thread and every item, then records the feedback (log and metric): the
-/// reference's default `add_feedback` stores nothing either.
+/// Most distinct items one feedback request may name (the panel sends one).
+pub const MAX_FEEDBACK_ITEMS: usize = 100;
+
+/// Checks the thread and every item (deduplicated, in one query), then records the feedback
+/// (log and metric): the reference's default `add_feedback` stores nothing either.
 async fn feedback(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     p: FeedbackParams,
 ) -> Result<Bytes, ChatKitError> {
+    let mut ids = p.item_ids;
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() > MAX_FEEDBACK_ITEMS {
+        return Err(ChatKitError::BadRequest(format!(
+            "params.item_ids: at most {MAX_FEEDBACK_ITEMS} distinct items, got {}",
+            ids.len()
+        )));
+    }
     chatkit.thread(ctx, &p.thread_id).await?;
-    for id in &p.item_ids {
-        chatkit.item(ctx, &p.thread_id, id).await?;
+    let found = chatkit
+        .store
+        .visible_item_ids(ctx.owner(), &p.thread_id, &ids)
+        .await?;
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+        return Err(ChatKitError::NotFound(format!(
+            "params.item_id: no item {missing:?} in this thread"
+        )));
     }
     let kind = match p.kind {
         FeedbackKind::Positive => "positive",
         FeedbackKind::Negative => "negative",
     };
-    tracing::info!(thread_id = %p.thread_id, items = ?p.item_ids, kind, "feedback");
+    tracing::info!(thread_id = ?p.thread_id, items = ids.len(), kind, "feedback");
     chatkit
         .metrics
         .feedback

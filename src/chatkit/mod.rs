@@ -13,6 +13,7 @@ mod error;
 mod history;
 pub mod ids;
 mod json;
+pub mod limits;
 pub mod metrics;
 pub mod reply;
 pub mod request;
@@ -35,6 +36,7 @@ use tokio_util::task::TaskTracker;
 
 pub use context::RequestContext;
 pub use error::{ChatKitError, Stop};
+pub use limits::ChatKitLimits;
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
 pub use store::ThreadStore;
@@ -55,6 +57,8 @@ pub struct ChatKit {
     drivers: TaskTracker,
     /// A stream silent this long gets an SSE comment (`SSE_KEEPALIVE_SECS`; `None`: never).
     keepalive: Option<Duration>,
+    /// Message, title and history limits.
+    limits: ChatKitLimits,
 }
 
 impl std::fmt::Debug for ChatKit {
@@ -89,7 +93,19 @@ impl ChatKit {
             shutdown,
             drivers: TaskTracker::new(),
             keepalive,
+            limits: ChatKitLimits::default(),
         }
+    }
+
+    /// The same server with `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: ChatKitLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The message, title and history limits (the edge checks requests against them).
+    pub fn limits(&self) -> &ChatKitLimits {
+        &self.limits
     }
 
     /// How long a stream may stay silent before it gets an SSE comment.

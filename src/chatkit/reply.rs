@@ -33,6 +33,7 @@ pub struct ReplyContext<'a> {
     pub store: &'a ThreadStore,
     pub sink: &'a Sink,
     pub metrics: &'a ChatKitMetrics,
+    pub limits: &'a super::ChatKitLimits,
 }
 
 /// The assistant message being streamed.
@@ -227,6 +228,7 @@ impl Reply<'_> {
     /// Persisted at once; announced with `thread.updated` at the end of the reply, where the
     /// reference announces a title set during `respond`.
     async fn title(&mut self, title: String) -> Result<(), Stop> {
+        let title = self.cx.limits.cut_title(title);
         if self.thread.title.as_deref() == Some(title.as_str()) {
             return Ok(()); // unchanged: nothing to save or announce, as the reference
         }
@@ -246,7 +248,7 @@ impl Reply<'_> {
             output_tokens = usage.output_tokens,
             cached_tokens = usage.cached_tokens,
             reasoning_tokens = usage.reasoning_tokens,
-            thread_id = %self.thread.id,
+            thread_id = ?self.thread.id,
             "reply usage"
         );
         let tokens = &self.cx.metrics.reply_tokens;
@@ -304,7 +306,8 @@ impl Reply<'_> {
             self.cx.sink.emit(&Event::ThreadUpdated { thread }).await?;
         }
         if let Some(e) = failure {
-            tracing::warn!(error = %e.message, allow_retry = e.allow_retry, "reply failed");
+            // `?`: the message may quote client input (an unknown mode), which must not forge lines.
+            tracing::warn!(error = ?e.message, allow_retry = e.allow_retry, "reply failed");
             self.cx
                 .sink
                 .emit(&Event::error(e.message, e.allow_retry))
@@ -320,7 +323,7 @@ impl Reply<'_> {
             Stop::Shutdown => CANCELLED_BY_SHUTDOWN,
             Stop::Store(_) | Stop::Encode(_) => return,
         };
-        tracing::info!(thread_id = %self.thread.id, reason = ?stop, "reply cancelled");
+        tracing::info!(thread_id = ?self.thread.id, reason = ?stop, "reply cancelled");
         if let Some(p) = self.pending.as_ref().filter(|p| p.has_text()) {
             if let Err(e) = self.cx.store.save_item(self.cx.owner, &p.item()).await {
                 tracing::error!(error = %e, "saving the partial reply failed");

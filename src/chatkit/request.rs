@@ -274,6 +274,13 @@ const TYPES: &[&str] = &[
 pub fn parse(body: &[u8]) -> Result<Request, ChatKitError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ChatKitError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    // PostgreSQL refuses U+0000 in text and JSONB: refused here, on both backends alike,
+    // before anything is written (a NUL once lost a message behind a retryable error).
+    if let Some(field) = nul_field(&value, String::new()) {
+        return Err(ChatKitError::BadRequest(format!(
+            "{field}: must not contain U+0000 (NUL)"
+        )));
+    }
     let Value::Object(mut object) = value else {
         return Err(ChatKitError::BadRequest(
             "body: expected a JSON object".into(),
@@ -295,6 +302,33 @@ pub fn parse(body: &[u8]) -> Result<Request, ChatKitError> {
         ));
     }
     by_type(&kind, params)
+}
+
+/// The path (`params.input.content[0].text`) of the first string or key holding U+0000.
+fn nul_field(value: &Value, path: String) -> Option<String> {
+    let field = |key: &str| match path.is_empty() {
+        true => key.to_owned(),
+        false => format!("{path}.{key}"),
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(field(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_field(v, field(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn by_type(kind: &str, params: Value) -> Result<Request, ChatKitError> {
@@ -362,6 +396,19 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(r) => panic!("accepted {body}: {r:?}"),
         }
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_naming_its_field() {
+        let text = r#"{"type":"threads.create","params":{"input":{"content":[{"type":"input_text","text":"a\u0000b"}],"attachments":[],"inference_options":{}}}}"#;
+        assert_eq!(
+            err(text),
+            "params.input.content[0].text: must not contain U+0000 (NUL)"
+        );
+        let title = r#"{"type":"threads.update","params":{"thread_id":"thr_1","title":"\u0000"}}"#;
+        assert!(err(title).starts_with("params.title:"), "{}", err(title));
+        let id = r#"{"type":"threads.get_by_id","params":{"thread_id":"thr\u0000"}}"#;
+        assert!(err(id).starts_with("params.thread_id:"), "{}", err(id));
     }
 
     #[test]

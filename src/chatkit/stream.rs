@@ -189,40 +189,49 @@ impl Driver {
         .await
     }
 
+    /// A new thread and its first message are committed together: a message the store
+    /// refuses leaves no empty thread behind.
     async fn create(&self, input: UserInput) -> Result<(), Stop> {
         let lesson = self.ctx.lesson_path.as_ref().map(|l| l.as_str().to_owned());
         let thread = ThreadRecord::new(ids::thread_id(), lesson, self.ctx.organization_id.clone());
-        self.chatkit
-            .store
-            .save_thread(self.owner(), &thread)
-            .await?;
+        let item = user_item(&thread, &input);
+        let store = &self.chatkit.store;
+        match &item {
+            Some(item) => {
+                store
+                    .save_thread_with_item(self.owner(), &thread, item)
+                    .await?
+            }
+            None => store.save_thread(self.owner(), &thread).await?,
+        }
         self.emit(Event::ThreadCreated {
             thread: thread.to_wire(Page::empty()),
         })
         .await?;
-        self.user_turn(thread, input).await
+        self.answer(thread, input, Vec::new(), item).await
     }
 
     /// Stores the message (unless it is a start trigger), then replies to it.
     async fn user_turn(&self, thread: ThreadRecord, input: UserInput) -> Result<(), Stop> {
-        let text = input.text();
-        // A start trigger (the panel's `"\u200B"` …) is neither stored nor shown.
-        let trigger = super::trigger::is_start_trigger(&text);
         let history = self.history(&thread, None).await?;
-        if !trigger {
-            let item = ThreadItem {
-                id: ids::message_id(),
-                thread_id: thread.id.clone(),
-                created_at: ids::now(),
-                kind: ItemKind::UserMessage(UserMessage {
-                    content: input.content.clone(),
-                    attachments: Vec::new(),
-                    quoted_text: input.quoted_text.clone(),
-                    inference_options: input.inference_options.clone(),
-                }),
-            };
+        let item = user_item(&thread, &input);
+        if let Some(item) = &item {
             // Committed before the client hears of it.
-            self.chatkit.store.save_item(self.owner(), &item).await?;
+            self.chatkit.store.save_item(self.owner(), item).await?;
+        }
+        self.answer(thread, input, history, item).await
+    }
+
+    /// Announces the stored message `item` (none for a start trigger) and replies to it.
+    async fn answer(
+        &self,
+        thread: ThreadRecord,
+        input: UserInput,
+        history: Vec<Turn>,
+        item: Option<ThreadItem>,
+    ) -> Result<(), Stop> {
+        let message = item.is_some().then(|| input.text());
+        if let Some(item) = item {
             self.emit(Event::ItemDone { item }).await?;
         }
         self.stream_options().await?;
@@ -230,7 +239,7 @@ impl Driver {
         let request = self
             .turn_request(&thread, history, mode)
             .map(|mut request| {
-                request.message = (!trigger).then_some(text);
+                request.message = message;
                 request.selected_text = request.selected_text.or(input.quoted_text);
                 request
             });
@@ -364,14 +373,15 @@ impl Driver {
         exclude: Option<&str>,
     ) -> Result<Vec<Turn>, Stop> {
         let limit = self.chatkit.responder.history_items();
-        history::load(
+        let turns = history::load(
             &self.chatkit.store,
             self.owner(),
             &thread.id,
             limit,
             exclude,
         )
-        .await
+        .await?;
+        Ok(self.chatkit.limits().budget_history(turns))
     }
 
     /// The turn to ask for; an unknown mode is answered with a non-retryable error instead.
@@ -421,7 +431,27 @@ impl Driver {
             store: &self.chatkit.store,
             sink: &self.sink,
             metrics: &self.chatkit.metrics,
+            limits: self.chatkit.limits(),
         };
         reply::run(&cx, thread, stream).await
     }
+}
+
+/// The stored form of the user's message, or `None` for a start trigger (the panel's
+/// `"\u200B"` …), which is neither stored nor shown.
+fn user_item(thread: &ThreadRecord, input: &UserInput) -> Option<ThreadItem> {
+    if super::trigger::is_start_trigger(&input.text()) {
+        return None;
+    }
+    Some(ThreadItem {
+        id: ids::message_id(),
+        thread_id: thread.id.clone(),
+        created_at: ids::now(),
+        kind: ItemKind::UserMessage(UserMessage {
+            content: input.content.clone(),
+            attachments: Vec::new(),
+            quoted_text: input.quoted_text.clone(),
+            inference_options: input.inference_options.clone(),
+        }),
+    })
 }

@@ -17,10 +17,11 @@ pub struct LessonEntry {
 }
 
 impl Content {
-    /// Every lesson of the book with its title, sorted by path.
+    /// Every lesson of the book with its title, sorted by path (the listing is cached: see
+    /// [`Content::lesson_paths`]).
     pub async fn index(&self) -> Result<Vec<LessonEntry>, ContentError> {
-        let paths = self.source().list().await?;
-        let mut entries: Vec<LessonEntry> = futures::stream::iter(paths)
+        let paths = self.lesson_paths().await?;
+        let mut entries: Vec<LessonEntry> = futures::stream::iter(paths.iter().cloned())
             .map(|path| async move {
                 let title = match self.lesson(&path).await {
                     Ok(Some(lesson)) => lesson.title.clone(),

@@ -10,7 +10,8 @@ pub const MAX_LESSON_PATH_BYTES: usize = 512;
 
 /// A lesson path relative to the docs root, e.g. `01-Part/02-Chapter/03-lesson`.
 /// Built only by [`LessonPath::parse`], so holders never re-check it: it is a non-empty list of
-/// `/`-separated segments, none empty, `.` or `..`, with no backslash, control character or `%`.
+/// `/`-separated segments, none empty, `.` or `..`, with no backslash, control character, `%`,
+/// `:`, `#`, `?` or `@`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct LessonPath(String);
@@ -84,6 +85,11 @@ fn check_characters(decoded: &str) -> Result<(), LessonPathError> {
     }
     if decoded.contains(':') {
         return Err(reject("must not contain `:`"));
+    }
+    // A fragment, query or userinfo marker would change what a URL built from the path names
+    // (`notes/secret.txt#` served a non-lesson file, `..#` the docs folder's parent).
+    if let Some(c) = decoded.chars().find(|c| matches!(c, '#' | '?' | '@')) {
+        return Err(LessonPathError(format!("must not contain `{c}`")));
     }
     Ok(())
 }
@@ -211,6 +217,12 @@ mod tests {
             "a/%00",
             "C:/windows",
             "docs/..",
+            "notes/secret.txt#",
+            "..#",
+            "01-a/lesson?x=1",
+            "01-a/lesson%23frag",
+            "01-a/lesson%3Fq",
+            "user@host/lesson",
         ] {
             assert!(LessonPath::parse(bad).is_err(), "{bad:?} was accepted");
         }
@@ -248,8 +260,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn no_accepted_path_escapes_the_root(raw in "[a-zA-Z0-9./%\\\\:_ -]{0,40}") {
+        fn no_accepted_path_escapes_the_root(raw in "[a-zA-Z0-9./%\\\\:#?@_ -]{0,40}") {
             if let Ok(p) = LessonPath::parse(&raw) {
+                prop_assert!(!p.as_str().contains(['#', '?', '@']), "{raw:?} -> {p}");
                 prop_assert!(stays_inside_root(p.as_str()), "{raw:?} -> {p}");
                 prop_assert!(!p.as_str().contains('\\') && !p.as_str().contains('%'));
                 prop_assert!(!p.as_str().split('/').any(|s| s == ".." || s == "."));

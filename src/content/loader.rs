@@ -94,6 +94,8 @@ struct Inner {
     l1: moka::future::Cache<String, Entry>,
     last_good: moka::future::Cache<String, Arc<Lesson>>,
     l2: Option<RedisCache>,
+    /// Every lesson path of the book (one git-trees call on GitHub), for `l1_ttl`.
+    listing: moka::future::Cache<(), Arc<Vec<LessonPath>>>,
     ttl: Duration,
     l1_ttl: Duration,
     negative_ttl: Duration,
@@ -144,6 +146,10 @@ impl Content {
             l1,
             last_good,
             l2,
+            listing: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(l1_ttl)
+                .build(),
             ttl: settings.cache_ttl,
             l1_ttl,
             negative_ttl: settings.negative_ttl,
@@ -159,6 +165,23 @@ impl Content {
     /// The origin (for listing lessons and webhook path mapping).
     pub fn source(&self) -> &Source {
         &self.inner.source
+    }
+
+    /// Every lesson path of the book, cached in process (concurrent callers share one origin
+    /// call); a push or a full invalidation drops it. `warm-cache` lists the source directly.
+    pub async fn lesson_paths(&self) -> Result<Arc<Vec<LessonPath>>, ContentError> {
+        let list = async { self.inner.source.list().await.map(Arc::new) };
+        self.inner
+            .listing
+            .try_get_with((), list)
+            .await
+            .map_err(|e: Arc<ContentError>| (*e).clone())
+    }
+
+    /// Drops the cached lesson listing (a push may have added or removed lessons).
+    pub(super) async fn forget_listing(&self) {
+        self.inner.listing.invalidate_all();
+        self.inner.listing.run_pending_tasks().await;
     }
 
     /// The branch and docs folder a push webhook is matched against.
@@ -221,6 +244,7 @@ impl Content {
 
     /// Forgets every lesson of this source in both tiers.
     pub async fn invalidate_all(&self) -> Invalidated {
+        self.forget_listing().await;
         self.inner.l1.run_pending_tasks().await;
         let l1 = self.inner.l1.entry_count();
         self.inner.l1.invalidate_all();

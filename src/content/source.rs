@@ -12,6 +12,8 @@ use include_dir::{Dir, include_dir};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
 use super::lesson::LessonPath;
 use super::{ContentError, ContentSettings};
 
@@ -21,6 +23,28 @@ pub const EXTENSIONS: [&str; 4] = [".md", ".mdx", "/index.md", "/README.md"];
 /// The sample book (`sample-book/` of the repository), compiled into the binary so that the
 /// binary alone, copied anywhere, serves lessons with no settings at all.
 static SAMPLE_BOOK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/sample-book");
+
+/// What is encoded in one URL path segment: everything but unreserved characters and the
+/// sub-delimiters a file name may hold (RFC 3986 `pchar`, less `%`, `:`, `@`).
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b':')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// The origin of lesson files.
 #[derive(Debug, Clone)]
@@ -102,6 +126,19 @@ pub fn lesson_for_file(relative: &str) -> Option<LessonPath> {
     LessonPath::parse(stem).ok()
 }
 
+/// The URL of a raw file: `base` then every `/`-separated segment of `parts` percent-encoded,
+/// so no character of a path can turn into a query, a fragment or another folder.
+fn raw_file_url(base: &str, parts: &[&str]) -> String {
+    let mut url = base.trim_end_matches('/').to_owned();
+    for segment in parts.iter().flat_map(|part| part.split('/')) {
+        if !segment.is_empty() {
+            url.push('/');
+            url.extend(utf8_percent_encode(segment, PATH_SEGMENT));
+        }
+    }
+    url
+}
+
 /// Lessons from raw files of a GitHub repository; one shared HTTP client.
 #[derive(Debug, Clone)]
 pub struct GitHubSource {
@@ -149,14 +186,18 @@ impl GitHubSource {
         }
     }
 
+    fn raw_url(&self, file: &str) -> String {
+        raw_file_url(
+            &self.raw_base,
+            &[&self.repo, &self.branch, &self.docs_path, file],
+        )
+    }
+
     /// Tries each candidate in order: 404 moves on, any other failure stops the chain (a 500
     /// on `.md` must not be answered with "not found").
     async fn fetch(&self, path: &LessonPath) -> Result<Option<String>, ContentError> {
         for file in candidates(path) {
-            let url = format!(
-                "{}/{}/{}/{}/{file}",
-                self.raw_base, self.repo, self.branch, self.docs_path
-            );
+            let url = self.raw_url(&file);
             let resp = self
                 .request(&url)
                 .send()
@@ -397,6 +438,18 @@ mod tests {
         assert_eq!(
             candidates(&p),
             ["a/b.md", "a/b.mdx", "a/b/index.md", "a/b/README.md"]
+        );
+    }
+
+    #[test]
+    fn raw_urls_are_built_from_percent_encoded_segments() {
+        let url = raw_file_url(
+            "http://raw.test/",
+            &["org/book", "main", "docs", "01 a/b#c?d@e.md"],
+        );
+        assert_eq!(
+            url,
+            "http://raw.test/org/book/main/docs/01%20a/b%23c%3Fd%40e.md"
         );
     }
 }

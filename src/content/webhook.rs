@@ -30,6 +30,7 @@ impl Content {
             };
         }
         let paths = push.touched_lessons(docs_path);
+        self.forget_listing().await;
         let done = self.invalidate(&paths).await;
         tracing::info!(
             paths = done.paths.len(),

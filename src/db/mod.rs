@@ -109,11 +109,21 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed => true,
         // SQLSTATE class 08 (connection exception), 57P01–57P03 (admin shutdown, crash
         // shutdown, cannot connect now) and 53300 (too many connections).
+        sqlx::Error::Database(e) if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+            e.code().is_some_and(|code| is_sqlite_busy(&code))
+        }
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
             code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
         }),
         _ => false,
     }
+}
+
+/// `SQLITE_BUSY` (5) or `SQLITE_LOCKED` (6), also as extended codes (`SQLITE_BUSY_TIMEOUT`
+/// 773, …: the primary code is the low byte): another process holds the database's lock
+/// beyond the busy timeout, which passes like an unreachable server does.
+fn is_sqlite_busy(code: &str) -> bool {
+    code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

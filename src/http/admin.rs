@@ -1,8 +1,7 @@
 //! `POST /admin/invalidate-cache` (shared secret): drop lessons from every cache tier. Answers
 //! 404 while `ADMIN_SECRET` is unset.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
@@ -10,10 +9,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::body::RequestBody;
+use super::body;
 use crate::content::{Content, Invalidated, LessonPath};
 use crate::error::ApiError;
-use crate::state::{AppState, Secrets};
+use crate::state::{AppState, BodyLimits, Secrets};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -28,19 +27,21 @@ fn secret_matches(expected: &str, given: &[u8]) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// The secret is checked before the body is read: a caller without it costs no buffer.
 async fn invalidate_cache(
     State(secrets): State<Secrets>,
     State(content): State<Content>,
-    headers: HeaderMap,
-    RequestBody(body): RequestBody,
+    State(limits): State<BodyLimits>,
+    req: Request,
 ) -> Result<Json<Invalidated>, ApiError> {
     let Some(secret) = &secrets.admin else {
         return Err(ApiError::not_found("no such route"));
     };
-    let given = headers.get("x-admin-secret").map(|v| v.as_bytes());
+    let given = req.headers().get("x-admin-secret").map(|v| v.as_bytes());
     if !given.is_some_and(|g| secret_matches(secret.expose_secret(), g)) {
         return Err(ApiError::forbidden("missing or wrong X-Admin-Secret"));
     }
+    let body = body::read(req, limits).await?;
     let done = match parse_paths(&body).map_err(ApiError::bad_request)? {
         Some(paths) => content.invalidate(&paths).await,
         None => content.invalidate_all().await,

@@ -28,28 +28,33 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limits = BodyLimits::from_ref(state);
-        let limit = limits.max_bytes;
-        let read = axum::body::to_bytes(req.into_body(), limit);
-        match tokio::time::timeout(limits.read_timeout, read).await {
-            Ok(Ok(bytes)) => Ok(Self(bytes)),
-            Ok(Err(err)) if is_length_limit(&err) => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {limit} bytes"),
-            )),
-            Ok(Err(err)) => Err(ApiError::bad_request(format!(
-                "the request body could not be read: {err}"
-            ))),
-            Err(_) => Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    limits.read_timeout.as_secs_f64()
-                ),
-            )),
-        }
+        read(req, BodyLimits::from_ref(state)).await.map(Self)
+    }
+}
+
+/// Reads the whole body of `req` within `limits`: for handlers that check a header (a
+/// secret) before they spend memory on the body.
+pub async fn read(req: Request, limits: BodyLimits) -> Result<Bytes, ApiError> {
+    let limit = limits.max_bytes;
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    match tokio::time::timeout(limits.read_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) if is_length_limit(&err) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )),
+        Ok(Err(err)) => Err(ApiError::bad_request(format!(
+            "the request body could not be read: {err}"
+        ))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                limits.read_timeout.as_secs_f64()
+            ),
+        )),
     }
 }
 

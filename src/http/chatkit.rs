@@ -4,11 +4,13 @@
 //! checks the chat rate limit, calls [`ChatKit::process`] and maps the reply to a response.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,11 +20,11 @@ use serde::Deserialize;
 
 use super::body::RequestBody;
 use super::query::{Query, QueryParams, empty_as_none};
-use crate::auth::CurrentUser;
+use crate::auth::{AuthError, CurrentUser};
 use crate::chatkit::{ChatKit, Reply, RequestContext, request};
 use crate::content::{LessonPath, Mode};
 use crate::error::ApiError;
-use crate::ratelimit::{Policy, RateLimiter};
+use crate::ratelimit::{ClientIp, Policy, RateLimiter};
 use crate::state::AppState;
 use crate::telemetry::request_id;
 
@@ -48,14 +50,51 @@ struct ChatKitIn {
 
 impl QueryParams for ChatKitIn {}
 
+/// Before the token is checked: a client IP over `RATE_LIMIT_AUTH_FAILURES` is 429 at once, so
+/// replayed bad tokens cost no verification (no SSO call).
+struct AuthGate(IpAddr);
+
+impl FromRequestParts<AppState> for AuthGate {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        match RateLimiter::from_ref(state).still_refused(Policy::AuthFailures, &ip.to_string()) {
+            Some(limited) => Err(limited.into()),
+            None => Ok(Self(ip)),
+        }
+    }
+}
+
+/// A failed authentication counts against the client IP's failure budget; the one that spends
+/// it is already answered 429. An unreachable SSO is not the client's failure.
+async fn auth_failed(limiter: &RateLimiter, ip: IpAddr, error: AuthError) -> ApiError {
+    if matches!(error, AuthError::Unavailable(_) | AuthError::BadDevUser(_)) {
+        return error.into();
+    }
+    match limiter
+        .record_failure(Policy::AuthFailures, &ip.to_string())
+        .await
+    {
+        Some(limited) => limited.into(),
+        None => error.into(),
+    }
+}
+
 async fn chatkit(
     State(chatkit): State<ChatKit>,
     State(limiter): State<RateLimiter>,
-    user: CurrentUser,
+    AuthGate(ip): AuthGate,
+    user: Result<CurrentUser, AuthError>,
     Query(query): Query<ChatKitIn>,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
+    let user = match user {
+        Ok(user) => user,
+        Err(error) => return Err(auth_failed(&limiter, ip, error).await),
+    };
+    require_json(&headers)?;
     let user_name = header_text(&headers, "x-user-name")
         .or_else(|| non_blank(query.user_name))
         .or_else(|| user.name.clone());
@@ -71,6 +110,7 @@ async fn chatkit(
         user,
     };
     let request = request::parse(&body)?;
+    chatkit.limits().check(&request)?;
     // The limit is checked before any stream starts, so a refusal is a plain 429.
     let limit_headers = if request.is_rate_limited() {
         limiter.check(Policy::Chat, ctx.owner()).await?
@@ -81,6 +121,25 @@ async fn chatkit(
     let mut response = respond(reply, chatkit.keepalive());
     response.headers_mut().extend(limit_headers);
     Ok(response)
+}
+
+/// A JSON body (`application/json`, parameters such as `; charset=utf-8` allowed), in every
+/// mode: a cross-site `text/plain` form POST, which needs no preflight, must not act as the
+/// user whose cookies or dev-mode identity the browser sends along.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type: send `application/json`",
+        )),
+    }
 }
 
 /// A header's text, trimmed; `None` when absent, not text, or blank.

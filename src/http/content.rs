@@ -1,14 +1,16 @@
 //! The two content routes the study page reads: `GET /content/lessons` (the lesson index) and
 //! `GET /content/lesson?lesson_path=…` (one lesson's title and cleaned Markdown).
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::query::{Query, QueryParams};
+use super::query::{self, QueryParams};
 use crate::content::{Content, ContentError, LessonEntry, LessonPath};
 use crate::error::ApiError;
+use crate::ratelimit::{ClientIp, Policy, RateLimiter};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -42,23 +44,36 @@ pub struct LessonIn {
 
 impl QueryParams for LessonIn {}
 
-async fn lessons(State(content): State<Content>) -> Result<Json<LessonIndexOut>, ApiError> {
+/// Both routes are unauthenticated and may reach the origin: they count against the
+/// anonymous per-IP limit, like suggestions.
+async fn lessons(
+    State(content): State<Content>,
+    State(limiter): State<RateLimiter>,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, ApiError> {
+    let limit_headers = limiter.check(Policy::Anon, &ip.to_string()).await?;
     let lessons = content.index().await.map_err(unavailable)?;
-    Ok(Json(LessonIndexOut { lessons }))
+    Ok((limit_headers, Json(LessonIndexOut { lessons })).into_response())
 }
 
 async fn lesson(
     State(content): State<Content>,
-    Query(LessonIn { lesson_path: path }): Query<LessonIn>,
-) -> Result<Json<LessonOut>, ApiError> {
+    State(limiter): State<RateLimiter>,
+    ClientIp(ip): ClientIp,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    // The limit first: a malformed query counts against it too.
+    let limit_headers = limiter.check(Policy::Anon, &ip.to_string()).await?;
+    let LessonIn { lesson_path: path } = query::parse(raw.as_deref().unwrap_or(""))?;
     let lesson = content.lesson(&path).await.map_err(unavailable)?;
     let lesson = lesson.ok_or_else(|| ApiError::not_found(format!("no lesson at `{path}`")))?;
-    Ok(Json(LessonOut {
+    let body = LessonOut {
         path: path.to_string(),
         title: lesson.title.clone(),
         description: lesson.description.clone(),
         body: lesson.body.clone(),
-    }))
+    };
+    Ok((limit_headers, Json(body)).into_response())
 }
 
 fn unavailable(error: ContentError) -> ApiError {

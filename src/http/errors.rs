@@ -30,7 +30,10 @@ pub async fn normalize_errors(req: Request, next: Next) -> Response {
     let (parts, body) = response.into_parts();
     let detail = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let detail = String::from_utf8_lossy(&detail).trim().to_owned();
-    let message = if status.is_server_error() || detail.is_empty() {
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // tower-http's own words ("length limit exceeded") for a too-long Content-Length.
+        "the request body is larger than MAX_BODY_BYTES allows".to_owned()
+    } else if status.is_server_error() || detail.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("error")

@@ -39,6 +39,11 @@ pub struct ConnectionLimits {
     /// Deadline for a client's first bytes and for each HTTP/1 request head; also the idle
     /// keep-alive timeout.
     pub header_read_timeout: Duration,
+    /// Serve HTTP/2 with prior knowledge (h2c) at all (`HTTP2_CLEARTEXT`).
+    pub http2_cleartext: bool,
+    /// Interval of HTTP/2 keep-alive pings; a ping unanswered for as long closes the
+    /// connection (`HTTP2_KEEPALIVE_SECS`), so silent h2c connections do not stay for ever.
+    pub http2_keepalive: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and returns a
@@ -54,7 +59,11 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keepalive)
+        .keep_alive_timeout(limits.http2_keepalive);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -83,9 +92,16 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
         tokio::spawn(async move {
-            if !first_bytes_within(&stream, first_bytes).await {
-                tracing::debug!(%peer, "closed a connection that sent no request in time");
-                return;
+            match first_bytes_within(&stream, first_bytes).await {
+                None => {
+                    tracing::debug!(%peer, "closed a connection that sent no request in time");
+                    return;
+                }
+                Some(Sniffed::Http2) if !limits.http2_cleartext => {
+                    tracing::debug!(%peer, "closed an h2c connection (HTTP2_CLEARTEXT is off)");
+                    return;
+                }
+                Some(_) => {}
             }
             let conn = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),
@@ -100,20 +116,31 @@ pub async fn serve(
     graceful
 }
 
+/// What a connection's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniffed {
+    Http1,
+    Http2,
+}
+
 /// Waits until the client has sent enough bytes for the HTTP version to be known (anything
-/// that is not a prefix of the HTTP/2 preface, or the whole preface), at most `deadline`.
-async fn first_bytes_within(stream: &TcpStream, deadline: Duration) -> bool {
+/// that is not a prefix of the HTTP/2 preface, or the whole preface), at most `deadline`;
+/// `None` when it did not.
+async fn first_bytes_within(stream: &TcpStream, deadline: Duration) -> Option<Sniffed> {
     let wait = async {
         let mut buf = [0u8; H2_PREFACE.len()];
         loop {
             match stream.peek(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) if n == H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return true,
+                Ok(0) | Err(_) => return None,
+                Ok(n) if n == H2_PREFACE.len() && buf == *H2_PREFACE => {
+                    return Some(Sniffed::Http2);
+                }
+                Ok(n) if buf[..n] != H2_PREFACE[..n] => return Some(Sniffed::Http1),
                 // A partial HTTP/2 preface: `peek` would return the same bytes at once, so
                 // poll again shortly (rare: only HTTP/2 clients whose preface is split).
                 Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     };
-    tokio::time::timeout(deadline, wait).await.unwrap_or(false)
+    tokio::time::timeout(deadline, wait).await.ok().flatten()
 }

@@ -24,6 +24,14 @@ pub struct ServerSettings {
     pub sse_keepalive: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
+    /// Most bytes of item JSON in one `items.list` page (`PAGE_MAX_BYTES`).
+    pub page_max_bytes: usize,
+    /// `MAX_MESSAGE_CHARS`, `MAX_TITLE_CHARS`, `HISTORY_CHARS`.
+    pub chat_limits: crate::chatkit::ChatKitLimits,
+    /// Serve HTTP/2 with prior knowledge (h2c).
+    pub http2_cleartext: bool,
+    /// HTTP/2 keep-alive ping interval, also how long a ping may go unanswered.
+    pub http2_keepalive: Duration,
     /// Length of the kernel's accept queue (`listen(2)` backlog).
     pub listen_backlog: u32,
     /// Set `SO_REUSEPORT` so several processes can share one port.
@@ -70,6 +78,36 @@ pub const SETTINGS: &[SettingDoc] = &[
         "A ChatKit stream silent this long (e.g. waiting for a model's first token) gets an SSE comment line (`: keep-alive`), so proxies and load balancers do not close it as idle; `0` = never.",
     ),
     SettingDoc::new(
+        "PAGE_MAX_BYTES",
+        "`4194304`",
+        "Most bytes of items in one page of `items.list` (and of history read for a turn); a page ends early with `has_more` and `after` set. At least one item is always sent.",
+    ),
+    SettingDoc::new(
+        "MAX_MESSAGE_CHARS",
+        "`32000`",
+        "Longest chat message (its text and quoted text), in characters; longer is 400 naming the field.",
+    ),
+    SettingDoc::new(
+        "MAX_TITLE_CHARS",
+        "`200`",
+        "Longest thread title: a longer rename is 400, a longer generated title is cut.",
+    ),
+    SettingDoc::new(
+        "HISTORY_CHARS",
+        "`24000`",
+        "Characters of past turns a reply is given; the oldest turns are dropped, or cut, first.",
+    ),
+    SettingDoc::new(
+        "HTTP2_CLEARTEXT",
+        "`true`",
+        "Serve HTTP/2 with prior knowledge (h2c) besides HTTP/1.1; `false` closes such connections.",
+    ),
+    SettingDoc::new(
+        "HTTP2_KEEPALIVE_SECS",
+        "`20`",
+        "HTTP/2 connections get a ping this often; one unanswered for as long closes the connection.",
+    ),
+    SettingDoc::new(
         "LISTEN_BACKLOG",
         "`1024`",
         "Accept-queue length of the listener (the kernel caps it at `net.core.somaxconn`).",
@@ -97,9 +135,11 @@ impl ServerSettings {
         let allowed_origins = allowed_origins(env, production);
         let header_read_timeout = env.secs_or("HEADER_READ_TIMEOUT_SECS", 30);
         let body_read_timeout = env.secs_or("BODY_READ_TIMEOUT_SECS", 15);
+        let http2_keepalive = env.secs_or("HTTP2_KEEPALIVE_SECS", 20);
         for (name, value) in [
             ("HEADER_READ_TIMEOUT_SECS", header_read_timeout),
             ("BODY_READ_TIMEOUT_SECS", body_read_timeout),
+            ("HTTP2_KEEPALIVE_SECS", http2_keepalive),
         ] {
             if value.is_zero() {
                 env.error(name, "must be at least 1 second");
@@ -117,6 +157,14 @@ impl ServerSettings {
             sse_keepalive: Some(env.secs_or("SSE_KEEPALIVE_SECS", 15)).filter(|d| !d.is_zero()),
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
             readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
+            page_max_bytes: env.parse_or("PAGE_MAX_BYTES", 4 * 1024 * 1024),
+            chat_limits: crate::chatkit::ChatKitLimits {
+                max_message_chars: env.parse_or("MAX_MESSAGE_CHARS", 32_000),
+                max_title_chars: env.parse_or("MAX_TITLE_CHARS", 200),
+                history_chars: env.parse_or("HISTORY_CHARS", 24_000),
+            },
+            http2_cleartext: env.bool("HTTP2_CLEARTEXT").unwrap_or(true),
+            http2_keepalive,
             listen_backlog: env.parse_or("LISTEN_BACKLOG", 1024),
             reuse_port: env.bool("REUSE_PORT").unwrap_or(false),
         }

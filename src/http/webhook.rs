@@ -2,37 +2,52 @@
 //! touched (the policy is `Content::apply_push`). Answers 404 while `GITHUB_WEBHOOK_SECRET` is
 //! unset.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
-use super::body::RequestBody;
+use super::body;
 use crate::content::Content;
 use crate::content::webhook::{PushEvent, signature_is_valid};
 use crate::error::ApiError;
-use crate::state::{AppState, Secrets};
+use crate::state::{AppState, BodyLimits, Secrets};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/webhooks/github", post(github_webhook))
 }
 
+/// Largest delivery read (before the HMAC can be checked, so anyone can make us read it): a
+/// push payload lists at most 20 commits and is far smaller; a bigger delivery is 413 and
+/// GitHub records it as failed (docs/OPERATIONS.md: invalidate through the admin route then).
+pub const WEBHOOK_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Everything that needs no body is checked first (route enabled, a well-formed signature
+/// header); then at most [`WEBHOOK_MAX_BODY_BYTES`] are read for the HMAC.
 async fn github_webhook(
     State(secrets): State<Secrets>,
     State(content): State<Content>,
-    headers: HeaderMap,
-    RequestBody(body): RequestBody,
+    State(limits): State<BodyLimits>,
+    req: Request,
 ) -> Result<Json<Value>, ApiError> {
     let Some(secret) = &secrets.github_webhook else {
         return Err(ApiError::not_found("no such route"));
     };
+    let headers = req.headers().clone();
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::unauthorized("missing X-Hub-Signature-256"))?;
+    if !is_well_formed(signature.trim()) {
+        return Err(ApiError::forbidden("X-Hub-Signature-256 does not match"));
+    }
+    let limits = BodyLimits {
+        max_bytes: limits.max_bytes.min(WEBHOOK_MAX_BODY_BYTES),
+        ..limits
+    };
+    let body = body::read(req, limits).await?;
     if !signature_is_valid(secret.expose_secret(), &body, signature) {
         return Err(ApiError::forbidden("X-Hub-Signature-256 does not match"));
     }
@@ -62,4 +77,11 @@ async fn github_webhook(
             json!({"ok": true, "event": other, "ignored": "not a push event"}),
         )),
     }
+}
+
+/// `sha256=` and 64 hex digits: anything else cannot match, whatever the body.
+fn is_well_formed(signature: &str) -> bool {
+    signature
+        .strip_prefix("sha256=")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }

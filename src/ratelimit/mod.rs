@@ -19,9 +19,10 @@ pub mod window;
 
 pub use policy::{Limits, Window};
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -47,6 +48,8 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub struct RateLimitSettings {
     pub chat: Limits,
     pub anon: Limits,
+    /// Failed authentications per client IP (`RATE_LIMIT_AUTH_FAILURES`).
+    pub auth_failures: Limits,
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -61,6 +64,7 @@ impl Default for RateLimitSettings {
         Self {
             chat: per_minute(20),
             anon: per_minute(120),
+            auth_failures: per_minute(30),
             trusted_proxies: Vec::new(),
         }
     }
@@ -77,6 +81,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "RATE_LIMIT_ANON",
         "`120/minute`",
         "Per-client-IP limit of unauthenticated endpoints (suggestions).",
+    ),
+    SettingDoc::new(
+        "RATE_LIMIT_AUTH_FAILURES",
+        "`30/minute`",
+        "Per-client-IP limit of failed authentications; beyond it requests with a token are 429 before the token is checked (no SSO call).",
     ),
     SettingDoc::new(
         "TRUSTED_PROXIES",
@@ -102,9 +111,17 @@ impl RateLimitSettings {
         Self {
             chat: env.parse_or("RATE_LIMIT_CHAT", defaults.chat),
             anon: env.parse_or("RATE_LIMIT_ANON", defaults.anon),
+            auth_failures: env.parse_or("RATE_LIMIT_AUTH_FAILURES", defaults.auth_failures),
             trusted_proxies,
         }
     }
+}
+
+/// Most subjects remembered as over a failure budget (expired ones are dropped first).
+const MAX_REFUSED: usize = 100_000;
+
+fn subject_of(policy: Policy, key: &str) -> String {
+    format!("ratelimit:{}:{}", policy.name(), key)
 }
 
 /// Which policy a request is counted against.
@@ -114,6 +131,8 @@ pub enum Policy {
     Chat,
     /// Per client IP: unauthenticated endpoints such as suggestions.
     Anon,
+    /// Per client IP: failed authentications ([`RateLimiter::record_failure`]).
+    AuthFailures,
 }
 
 impl Policy {
@@ -122,6 +141,7 @@ impl Policy {
         match self {
             Self::Chat => "chat",
             Self::Anon => "anon",
+            Self::AuthFailures => "auth_failures",
         }
     }
 }
@@ -143,6 +163,8 @@ struct Inner {
     settings: RateLimitSettings,
     backend: Backend,
     decisions: Family<DecisionLabels, Counter>,
+    /// Subjects over a failure budget, until when, with the refusal to repeat (in process).
+    refused: Mutex<HashMap<String, (Instant, Limited)>>,
     log: LogThrottle,
 }
 
@@ -170,6 +192,7 @@ impl RateLimiter {
             settings: settings.clone(),
             backend,
             decisions,
+            refused: Mutex::new(HashMap::new()),
             log: LogThrottle::new(Duration::from_secs(60)),
         }))
     }
@@ -179,6 +202,7 @@ impl RateLimiter {
         match policy {
             Policy::Chat => &self.0.settings.chat,
             Policy::Anon => &self.0.settings.anon,
+            Policy::AuthFailures => &self.0.settings.auth_failures,
         }
     }
 
@@ -186,7 +210,7 @@ impl RateLimiter {
     /// admitted, or [`Limited`] (answered 429 with `Retry-After` and the same headers) when not.
     pub async fn check(&self, policy: Policy, key: &str) -> Result<HeaderMap, Limited> {
         let limits = self.limits(policy);
-        let subject = format!("ratelimit:{}:{}", policy.name(), key);
+        let subject = subject_of(policy, key);
         let decision = match &self.0.backend {
             Backend::Memory(m) => m.check(&subject, limits.windows()),
             Backend::Redis(pool, script) => {
@@ -207,6 +231,37 @@ impl RateLimiter {
         } else {
             self.count(policy, "limited");
             Err(Limited::new(policy, limits, &decision, headers))
+        }
+    }
+
+    /// Counts one failure of `key` against `policy` (failed authentications): `Some` once the
+    /// budget is spent, and from then on [`Self::still_refused`] answers for `key` at once
+    /// until the window lets it in again.
+    pub async fn record_failure(&self, policy: Policy, key: &str) -> Option<Limited> {
+        let limited = self.check(policy, key).await.err()?;
+        let until = Instant::now() + Duration::from_secs(limited.retry_after_secs);
+        let mut refused = self.0.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() >= MAX_REFUSED {
+            let now = Instant::now();
+            refused.retain(|_, (until, _)| *until > now);
+        }
+        if refused.len() < MAX_REFUSED {
+            refused.insert(subject_of(policy, key), (until, limited.clone()));
+        }
+        Some(limited)
+    }
+
+    /// The refusal of `key` while it is over its failure budget (no request is counted).
+    pub fn still_refused(&self, policy: Policy, key: &str) -> Option<Limited> {
+        let subject = subject_of(policy, key);
+        let mut refused = self.0.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match refused.get(&subject) {
+            Some((until, limited)) if *until > Instant::now() => Some(limited.clone()),
+            Some(_) => {
+                refused.remove(&subject);
+                None
+            }
+            None => None,
         }
     }
 

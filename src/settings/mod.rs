@@ -6,7 +6,7 @@
 //! owner (`http`, `db`, `redis`, `telemetry`, `content`, `tutor`, `auth`, `ratelimit`,
 //! `metering`) declares and validates its own variables; this module only composes them.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{ConfigErrors, Env, Environment, SettingDoc};
 use crate::db::DatabaseSettings;
@@ -14,6 +14,9 @@ use crate::http::settings::ServerSettings;
 use crate::redis::RedisSettings;
 use crate::telemetry::LogSettings;
 use crate::{auth, content, db, http, metering, ratelimit, redis, telemetry, tutor};
+
+/// Shortest `ADMIN_SECRET` production accepts: a guessable secret drops every cache at will.
+const MIN_ADMIN_SECRET_BYTES: usize = 32;
 
 /// The whole configuration of one process.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "ADMIN_SECRET",
         "unset: admin routes disabled",
-        "Secret expected in `X-Admin-Secret` by `/admin/*`.",
+        "Secret expected in `X-Admin-Secret` by `/admin/*`; at least 32 bytes in production.",
     ),
 ];
 
@@ -117,7 +120,7 @@ impl Settings {
             admin_secret: env.secret("ADMIN_SECRET"),
             content: content::ContentSettings::from_env(env),
             tutor: tutor::TutorSettings::from_env(env),
-            auth: auth::AuthSettings::from_env(env, sso_url.as_deref()),
+            auth: auth::AuthSettings::from_env(env, sso_url.as_deref(), production),
             ratelimit: ratelimit::RateLimitSettings::from_env(env),
             metering: metering::MeteringSettings::from_env(env, production),
             sso_url,
@@ -129,9 +132,38 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Production settings that are allowed but probably wrong, logged as warnings at start.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.environment != Environment::Production {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if self.ratelimit.trusted_proxies.is_empty() {
+            out.push(
+                "TRUSTED_PROXIES is unset: behind an ingress every client has its address and \
+                 all share one anonymous rate-limit budget; set it to the ingress's address"
+                    .to_owned(),
+            );
+        }
+        if !self.database.is_postgres() {
+            out.push(
+                "DATABASE_URL is SQLite in production: one instance only, on a local disk"
+                    .to_owned(),
+            );
+        }
+        if self.redis.is_none() {
+            out.push(
+                "REDIS_URL is unset in production: rate limits and the lesson cache are per instance"
+                    .to_owned(),
+            );
+        }
+        out
+    }
+
     /// The production safety rules: each failure names its variable.
     fn validate_production(&self, env: &mut Env) {
         self.server.validate_production(env);
+        self.auth.validate_production(env);
         if self.dev_mode {
             env.error("DEV_MODE", "dev mode is never allowed in production");
         }
@@ -139,6 +171,13 @@ impl Settings {
             env.error(
                 "SSO_URL",
                 "is required in production (tokens are verified against it)",
+            );
+        }
+        let short = |s: &SecretString| s.expose_secret().len() < MIN_ADMIN_SECRET_BYTES;
+        if self.admin_secret.as_ref().is_some_and(short) {
+            env.error(
+                "ADMIN_SECRET",
+                "must be at least 32 bytes in production (e.g. `openssl rand -hex 32`)",
             );
         }
     }

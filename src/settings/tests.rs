@@ -39,6 +39,22 @@ fn production_refuses_every_unsafe_setting_at_once() {
     assert!(vars.contains(&"ALLOWED_ORIGINS"), "{err}");
     assert!(vars.contains(&"DEV_MODE"), "{err}");
     assert!(vars.contains(&"SSO_URL"), "{err}");
+    assert!(vars.contains(&"JWT_ISSUER"), "{err}");
+    assert!(vars.contains(&"JWT_AUDIENCE"), "{err}");
+}
+
+#[test]
+fn production_refuses_to_start_without_a_jwt_audience_and_issuer() {
+    let base = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    let err = settings(&base).expect_err("any audience and issuer refused");
+    assert_eq!(variables(&err), vec!["JWT_ISSUER", "JWT_AUDIENCE"]);
+    let only_issuer = [base.as_slice(), &[("JWT_ISSUER", "https://sso")]].concat();
+    let err = settings(&only_issuer).expect_err("any audience refused");
+    assert_eq!(variables(&err), vec!["JWT_AUDIENCE"]);
 }
 
 #[test]
@@ -68,8 +84,13 @@ fn production_refuses_metering_without_its_api_url() {
 
 #[test]
 fn production_needs_explicit_origins() {
-    let err = settings(&[("ENVIRONMENT", "production"), ("SSO_URL", "https://sso")])
-        .expect_err("empty origins refused");
+    let err = settings(&[
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+    ])
+    .expect_err("empty origins refused");
     assert_eq!(variables(&err), vec!["ALLOWED_ORIGINS"]);
 }
 
@@ -78,6 +99,8 @@ fn a_safe_production_configuration_is_accepted() {
     let s = settings(&[
         ("ENVIRONMENT", "production"),
         ("SSO_URL", "https://sso.example.com"),
+        ("JWT_ISSUER", "https://sso.example.com"),
+        ("JWT_AUDIENCE", "study-mode-book"),
         (
             "ALLOWED_ORIGINS",
             "https://book.example.com, https://www.example.com/",
@@ -122,4 +145,78 @@ fn blank_values_count_as_unset() {
     let s = settings(&[("REDIS_URL", "  "), ("PORT", "")]).expect("blank = unset");
     assert!(s.redis.is_none());
     assert_eq!(s.server.port, 8000);
+}
+
+#[test]
+fn production_without_trusted_proxies_or_shared_backends_warns_at_start() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    let warnings = settings(&production).expect("valid").warnings();
+    for variable in ["TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL"] {
+        assert!(
+            warnings.iter().any(|w| w.starts_with(variable)),
+            "{variable}: {warnings:?}"
+        );
+    }
+    let behind_ingress = [
+        production.as_slice(),
+        &[
+            ("TRUSTED_PROXIES", "10.0.0.5"),
+            ("DATABASE_URL", "postgres://u@db/app"),
+            ("REDIS_URL", "redis://redis:6379"),
+        ],
+    ]
+    .concat();
+    assert_eq!(
+        settings(&behind_ingress).expect("valid").warnings(),
+        Vec::<String>::new()
+    );
+    assert!(
+        settings(&[]).expect("valid").warnings().is_empty(),
+        "development: none"
+    );
+}
+
+#[test]
+fn production_refuses_a_short_admin_secret() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    let short = [production.as_slice(), &[("ADMIN_SECRET", "x")]].concat();
+    let err = settings(&short).expect_err("a 1-byte secret refused");
+    assert_eq!(variables(&err), vec!["ADMIN_SECRET"]);
+    let long = "k".repeat(32);
+    let fine = [production.as_slice(), &[("ADMIN_SECRET", long.as_str())]].concat();
+    assert!(settings(&fine).is_ok());
+    assert!(
+        settings(&[("ADMIN_SECRET", "x")]).is_ok(),
+        "development accepts any"
+    );
+}
+
+#[test]
+fn opaque_tokens_are_off_by_default_in_production_only() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("SSO_URL", "https://sso"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
+        ("ALLOWED_ORIGINS", "https://book"),
+    ];
+    assert!(!settings(&production).expect("valid").auth.allow_opaque);
+    let opted_in = [production.as_slice(), &[("ALLOW_OPAQUE_TOKENS", "true")]].concat();
+    assert!(settings(&opted_in).expect("valid").auth.allow_opaque);
+    assert!(
+        settings(&[]).expect("valid").auth.allow_opaque,
+        "development"
+    );
 }

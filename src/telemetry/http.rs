@@ -28,10 +28,10 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
     drop(in_flight);
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    http.record(method.as_str(), &route, status, elapsed);
+    http.record(method_label(&method), &route, status, elapsed);
     if method != Method::OPTIONS || status >= 400 {
         tracing::info!(
-            method = %method,
+            method = method_label(&method),
             route = %route,
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
@@ -39,6 +39,26 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         );
     }
     response
+}
+
+/// The method as a label from a closed set: any other method (`M123 /health` is answered 405
+/// but still recorded) is `other`, so clients cannot add series to the registry.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .into_iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
 }
 
 /// Keeps the in-flight gauge right even when the request future is dropped mid-way
@@ -55,5 +75,18 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let random = Method::from_bytes(b"M1234").expect("a token");
+        assert_eq!(method_label(&random), "other");
     }
 }

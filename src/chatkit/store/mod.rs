@@ -132,7 +132,13 @@ pub type StoreResult<T> = Result<T, ThreadStoreError>;
 pub struct ThreadStore {
     backend: Backend,
     metrics: std::sync::Arc<StoreMetrics>,
+    /// Most bytes of item JSON in one page (`PAGE_MAX_BYTES`): a page stops early, with
+    /// `has_more` and `after` set, rather than hold 100 items of a megabyte each.
+    page_max_bytes: usize,
 }
+
+/// Default of [`ThreadStore::with_page_max_bytes`]: 4 MiB.
+pub const PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 enum Backend {
@@ -150,7 +156,17 @@ impl ThreadStore {
         let metrics = std::sync::Arc::new(StoreMetrics {
             duration: metrics.duration.clone(),
         });
-        Self { backend, metrics }
+        Self {
+            backend,
+            metrics,
+            page_max_bytes: PAGE_MAX_BYTES,
+        }
+    }
+
+    /// The same store with pages bounded to `bytes` of item JSON (at least one item a page).
+    pub fn with_page_max_bytes(mut self, bytes: usize) -> Self {
+        self.page_max_bytes = bytes;
+        self
     }
 
     fn backend_name(&self) -> &'static str {
@@ -192,6 +208,28 @@ impl ThreadStore {
     /// thread id owned by someone else changes nothing and fails with `NoSuchThread`.
     pub async fn save_thread(&self, owner: &str, thread: &ThreadRecord) -> StoreResult<()> {
         dispatch!(self, "save_thread", s => s.save_thread(owner, thread))
+    }
+
+    /// Inserts the owner's new thread with its first item, in one transaction: a refused item
+    /// leaves no thread behind.
+    pub async fn save_thread_with_item(
+        &self,
+        owner: &str,
+        thread: &ThreadRecord,
+        item: &ThreadItem,
+    ) -> StoreResult<()> {
+        dispatch!(self, "save_thread_with_item", s => s.save_thread_with_item(owner, thread, item))
+    }
+
+    /// Which of `ids` name visible items of the owner's thread, in one query (at most a few
+    /// hundred ids: one placeholder each).
+    pub async fn visible_item_ids(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        dispatch!(self, "visible_item_ids", s => s.visible_item_ids(owner, thread_id, ids))
     }
 
     /// Replaces the metadata of the owner's thread (nothing else of the row): how a
@@ -243,7 +281,8 @@ impl ThreadStore {
         page: &PageQuery,
         hidden: Hidden,
     ) -> StoreResult<Page<ThreadItem>> {
-        dispatch!(self, "load_items", s => s.load_items(owner, thread_id, page, hidden))
+        let max_bytes = self.page_max_bytes;
+        dispatch!(self, "load_items", s => s.load_items(owner, thread_id, page, hidden, max_bytes))
     }
 
     /// Deletes one item; false when there was none.

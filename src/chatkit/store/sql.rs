@@ -13,6 +13,7 @@
 //! the single `where` clause below is the exact list of what a backend must supply. The
 //! [`super::ThreadStore`] enum holds the two instantiations; there is no other dispatch.
 
+use futures::TryStreamExt;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
@@ -80,6 +81,29 @@ where
     }
 
     pub(super) async fn save_thread(&self, owner: &str, t: &ThreadRecord) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::upsert_thread(&mut conn, owner, t).await
+    }
+
+    /// The owner's new thread and its first item in one transaction: both or neither.
+    pub(super) async fn save_thread_with_item(
+        &self,
+        owner: &str,
+        t: &ThreadRecord,
+        item: &ThreadItem,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::upsert_thread(&mut tx, owner, t).await?;
+        Self::upsert_item(&mut tx, owner, item).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upsert_thread(
+        conn: &mut DB::Connection,
+        owner: &str,
+        t: &ThreadRecord,
+    ) -> StoreResult<()> {
         let done = sqlx::query(
             "INSERT INTO threads (id, user_id, organization_id, lesson_path, title, status, \
              metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -96,7 +120,7 @@ where
         .bind(Json(&t.metadata))
         .bind(DbTime(t.created_at))
         .bind(DbTime(t.updated_at))
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         written(DB::rows_affected(&done))
     }
@@ -157,6 +181,15 @@ where
     }
 
     pub(super) async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::upsert_item(&mut conn, owner, item).await
+    }
+
+    async fn upsert_item(
+        conn: &mut DB::Connection,
+        owner: &str,
+        item: &ThreadItem,
+    ) -> StoreResult<()> {
         // Inserting through a SELECT on the owner's thread makes a foreign thread a no-op.
         let done = sqlx::query(
             "INSERT INTO items (id, thread_id, user_id, item_type, created_at, updated_at, data) \
@@ -173,7 +206,7 @@ where
         .bind(DbTime(item.created_at))
         .bind(DbTime(chrono::Utc::now()))
         .bind(Json(item))
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         written(DB::rows_affected(&done))
     }
@@ -200,6 +233,7 @@ where
         thread_id: &str,
         page: &PageQuery,
         hidden: Hidden,
+        max_bytes: usize,
     ) -> StoreResult<Page<ThreadItem>> {
         let (cmp, dir) = order_sql(page.order);
         let filter = hidden_filter(hidden);
@@ -209,18 +243,54 @@ where
              (SELECT created_at, id FROM items WHERE thread_id = $1 AND id = $3 AND user_id = $2)) \
              ORDER BY created_at {dir}, id {dir} LIMIT $4"
         );
-        let rows = sqlx::query(&sql)
+        // Rows are streamed, so a page of huge items is never held whole beyond `max_bytes`.
+        let mut rows = sqlx::query(&sql)
             .bind(thread_id)
             .bind(owner)
             .bind(page.after.as_deref())
             .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows
-            .iter()
-            .map(Self::item_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+            .fetch(&self.pool);
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.try_next().await? {
+            let item = Self::item_from(&row)?;
+            bytes = bytes.saturating_add(json_size(&item));
+            if !items.is_empty() && bytes > max_bytes {
+                let after = items.last().map(|i: &ThreadItem| i.id.clone());
+                return Ok(Page {
+                    data: items,
+                    has_more: true,
+                    after,
+                });
+            }
+            items.push(item);
+        }
         Ok(paginate(items, page.limit, |i| &i.id))
+    }
+
+    pub(super) async fn visible_item_ids(
+        &self,
+        owner: &str,
+        thread_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (3..ids.len() + 3).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id FROM items WHERE thread_id = $1 AND user_id = $2{} AND id IN ({})",
+            hidden_filter(Hidden::Exclude),
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(thread_id).bind(owner);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
     }
 
     pub(super) async fn delete_item(
@@ -363,6 +433,24 @@ fn hidden_filter(hidden: Hidden) -> String {
             HIDDEN_TYPES[0], HIDDEN_TYPES[1]
         ),
     }
+}
+
+/// The length of `item`'s JSON, counted without building it.
+fn json_size(item: &ThreadItem) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serialising a stored item cannot fail; a failure counts as nothing.
+    let _ = serde_json::to_writer(&mut count, item);
+    count.0
 }
 
 /// Turns `limit + 1` fetched rows into a page: `has_more` and the `after` cursor.

@@ -18,6 +18,7 @@ async fn post_chatkit(app: &TestApp, body: String) -> reqwest::Response {
     app.client
         .post(app.url("/chatkit"))
         .header("x-user-id", "mallory")
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await

@@ -81,3 +81,40 @@ async fn sqlite_runs_in_wal_mode() {
         .expect("pragma");
     assert_eq!(mode, "wal");
 }
+
+/// Another process holding SQLite's write lock past the busy timeout is a 503 ("try again"),
+/// as the docs promise, not an opaque 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_locked_by_another_process_is_503() {
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+
+    let app = crate::support::app::spawn_echo_app(crate::support::app::Backend::Embedded).await;
+    let chat = app.chat("locked");
+    let (thread_id, _) = chat.create("hello").await;
+    let url = app.settings.database.url.expose_secret().to_owned();
+    let mut holder = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    let answer = chat
+        .send_raw(
+            &serde_json::json!({"type": "threads.update",
+                "params": {"thread_id": thread_id, "title": "renamed"}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(
+        answer.text.contains("service_unavailable"),
+        "{}",
+        answer.text
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("unlock");
+}

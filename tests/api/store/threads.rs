@@ -26,6 +26,25 @@ per_backend! {
     attachment_metadata_is_owner_scoped => attachments;
 }
 
+/// PostgreSQL's JSONB refuses U+0000, so the item below cannot be stored: its thread must not
+/// be either (`threads.create` once left an empty thread on every try).
+#[tokio::test]
+async fn a_new_thread_whose_first_item_is_refused_is_not_stored_either() {
+    let (_app, s) = store(Backend::Production).await;
+    let owner = unique("nul");
+    let t = thread(&ids::thread_id());
+    let item = text_item(&t.id, &ids::message_id(), at(1), "a\0b");
+    assert!(s.save_thread_with_item(&owner, &t, &item).await.is_err());
+    assert!(s.load_thread(&owner, &t.id).await.expect("load").is_none());
+    let fine = text_item(&t.id, &ids::message_id(), at(2), "fine");
+    s.save_thread_with_item(&owner, &t, &fine)
+        .await
+        .expect("both stored");
+    assert!(s.load_thread(&owner, &t.id).await.expect("load").is_some());
+    let stored = s.load_item(&owner, &t.id, &fine.id).await.expect("load");
+    assert_eq!(stored.map(|i| i.id), Some(fine.id));
+}
+
 async fn store(backend: Backend) -> (crate::support::app::TestApp, ThreadStore) {
     let app = spawn_echo_app(backend).await;
     let store = app.state.chatkit.store.clone();
