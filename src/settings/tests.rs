@@ -63,6 +63,8 @@ fn production_refuses_metering_without_its_api_url() {
         ("ENVIRONMENT", "production"),
         ("SSO_URL", "https://sso"),
         ("ALLOWED_ORIGINS", "https://book.example.com"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
         ("METERING_ENABLED", "true"),
     ])
     .expect_err("metering without a URL refused");
@@ -71,6 +73,8 @@ fn production_refuses_metering_without_its_api_url() {
         ("ENVIRONMENT", "production"),
         ("SSO_URL", "https://sso"),
         ("ALLOWED_ORIGINS", "https://book.example.com"),
+        ("JWT_ISSUER", "https://sso"),
+        ("JWT_AUDIENCE", "book"),
         ("METERING_ENABLED", "true"),
         ("METERING_API_URL", "https://metering.example.com/"),
     ])
