@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::query::{Query, QueryParams};
 use crate::content::{Content, ContentError, LessonEntry, LessonPath};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -19,13 +20,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Body of `GET /content/lessons`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LessonIndex)]
 pub struct LessonIndexOut {
     pub lessons: Vec<LessonEntry>,
 }
 
 /// Body of `GET /content/lesson`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LessonText)]
 pub struct LessonOut {
     pub path: String,
     pub title: String,
@@ -35,18 +38,37 @@ pub struct LessonOut {
 }
 
 /// `?lesson_path=` (required).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LessonIn {
+    /// Lesson path relative to the docs root, e.g. `01-python-basics/01-variables`; `..`, `.`
+    /// and `\` are refused.
+    #[param(value_type = String, min_length = 1, max_length = 512)]
     pub lesson_path: LessonPath,
 }
 
 impl QueryParams for LessonIn {}
 
+#[utoipa::path(get, path = "/content/lessons", tag = "content", operation_id = "listLessons",
+    summary = "Every lesson of the book with its title",
+    responses(
+        (status = 200, description = "OK", body = LessonIndexOut),
+        (status = 503, description = "The lesson source is unavailable.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn lessons(State(content): State<Content>) -> Result<Json<LessonIndexOut>, ApiError> {
     let lessons = content.index().await.map_err(unavailable)?;
     Ok(Json(LessonIndexOut { lessons }))
 }
 
+#[utoipa::path(get, path = "/content/lesson", tag = "content", operation_id = "getLesson",
+    summary = "One lesson: title, description and cleaned Markdown",
+    params(LessonIn),
+    responses(
+        (status = 200, description = "OK", body = LessonOut),
+        (status = 400, description = "Malformed request: the message names the offending field or parameter.", body = ErrorBody),
+        (status = 404, description = "No lesson at that path.", body = ErrorBody),
+        (status = 503, description = "The lesson source is unavailable.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn lesson(
     State(content): State<Content>,
     Query(LessonIn { lesson_path: path }): Query<LessonIn>,

@@ -5,12 +5,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::chatkit::ChatKit;
 use crate::content::Mode;
+use crate::error::ErrorBody;
 use crate::health::{Checks, Readiness};
 
-#[derive(Serialize)]
+/// Body of `GET /health`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Health)]
 pub struct Live {
     status: &'static str,
     version: &'static str,
@@ -20,7 +24,8 @@ pub struct Live {
     tutors: Tutors,
 }
 
-#[derive(Serialize)]
+/// Each mode's tutor.
+#[derive(Serialize, ToSchema)]
 pub struct Tutors {
     teach: String,
     ask: String,
@@ -28,6 +33,9 @@ pub struct Tutors {
 }
 
 /// Liveness: answers as long as the process serves requests (no I/O).
+#[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
+    summary = "Liveness: no I/O",
+    responses((status = 200, description = "The process serves requests.", body = Live), (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 pub async fn live(State(chatkit): State<ChatKit>) -> Json<Live> {
     Json(Live {
         status: "ok",
@@ -41,7 +49,9 @@ pub async fn live(State(chatkit): State<ChatKit>) -> Json<Live> {
     })
 }
 
-#[derive(Serialize)]
+/// Body of `GET /health/ready`: the overall status plus one entry per dependency.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Readiness)]
 pub struct Ready {
     status: &'static str,
     version: &'static str,
@@ -49,6 +59,12 @@ pub struct Ready {
 }
 
 /// Readiness: 200 when every dependency answers in time, else 503 with the same body.
+#[utoipa::path(get, path = "/health/ready", tag = "service", operation_id = "ready",
+    summary = "Readiness: store and cache checked with a short timeout",
+    responses(
+        (status = 200, description = "Every dependency answered.", body = Ready),
+        (status = 503, description = "At least one dependency failed; the body names it.", body = Ready),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 pub async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Json<Ready>) {
     let checks = readiness.check().await;
     let all_up = checks.all_up();
