@@ -21,36 +21,52 @@ use super::types::{InferenceOptions, UserContent};
 )]
 #[serde(tag = "type", content = "params")]
 pub enum Request {
+    /// `threads.create`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.create")]
     ThreadsCreate(InputParams),
+    /// `threads.add_user_message`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.add_user_message")]
     AddUserMessage(ThreadInputParams),
+    /// `threads.add_client_tool_output`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.add_client_tool_output")]
     AddClientToolOutput(ToolOutputParams),
+    /// `threads.add_structured_input`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.add_structured_input")]
     AddStructuredInput(StructuredInputParams),
+    /// `threads.retry_after_item`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.retry_after_item")]
     RetryAfterItem(ThreadItemParams),
+    /// `threads.custom_action`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.custom_action")]
     CustomAction(ActionParams),
+    /// `threads.sync_custom_action`: answered with 400 `unsupported` (this tutor has no synchronous actions).
     #[serde(rename = "threads.sync_custom_action")]
     SyncCustomAction(ActionParams),
+    /// `threads.get_by_id`: answered with a `Thread` (first 20 items, ascending).
     #[serde(rename = "threads.get_by_id")]
     GetById(ThreadParams),
+    /// `threads.list`: answered with a page of `Thread`s (each with an empty items page).
     #[serde(rename = "threads.list")]
     ListThreads(ListParams),
+    /// `threads.update`: answered with the `Thread` with an empty items page.
     #[serde(rename = "threads.update")]
     UpdateThread(UpdateParams),
+    /// `threads.delete`: answered with `{}`.
     #[serde(rename = "threads.delete")]
     DeleteThread(ThreadParams),
+    /// `items.list`: answered with a page of `ThreadItem`s.
     #[serde(rename = "items.list")]
     ListItems(ListItemsParams),
+    /// `items.feedback`: answered with `{}`.
     #[serde(rename = "items.feedback")]
     Feedback(FeedbackParams),
+    /// `attachments.create`: answered with 400 `unsupported` (attachments are not supported).
     #[serde(rename = "attachments.create")]
     CreateAttachment(AttachmentCreateParams),
+    /// `attachments.delete`: answered with 400 `unsupported`.
     #[serde(rename = "attachments.delete")]
     DeleteAttachment(AttachmentDeleteParams),
+    /// `input.transcribe`: answered with 400 `unsupported` (no transcription).
     #[serde(rename = "input.transcribe")]
     Transcribe(TranscribeParams),
 }
@@ -133,6 +149,7 @@ pub struct StructuredInputParams {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StructuredSubmission {
     #[serde(default = "answered")]
+    #[schema(default = "answered")]
     pub status: SubmissionStatus,
     #[serde(default)]
     pub answers: std::collections::BTreeMap<String, AnswerSubmission>,
@@ -161,8 +178,10 @@ impl SubmissionStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AnswerSubmission {
     #[serde(default)]
+    #[schema(default = json!([]))]
     pub values: Vec<String>,
     #[serde(default)]
+    #[schema(default = false)]
     pub skipped: bool,
 }
 
@@ -207,6 +226,7 @@ pub struct ListParams {
     #[serde(default)]
     pub limit: Option<i64>,
     #[serde(default)]
+    #[schema(default = "desc")]
     pub order: Order,
     #[serde(default)]
     pub after: Option<String>,

@@ -49,12 +49,40 @@ pub struct Thread {
     #[serde(with = "wire_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = thread_status)]
     pub status: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_image_domains: Option<Vec<String>>,
     pub metadata: Map<String, Value>,
     pub items: Page<ThreadItem>,
+}
+
+/// `ThreadStatus` (`{"type":"active"}`, or `locked`/`closed` with an optional `reason`): kept as
+/// JSON here, as stored, so its schema is written out for the OpenAPI document.
+fn thread_status() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    let status = |kind: &str, reason: bool| {
+        let tag = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([kind.to_owned()]));
+        let object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("type", tag)
+            .required("type");
+        match reason {
+            true => object.property(
+                "reason",
+                ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])),
+            ),
+            false => object,
+        }
+    };
+    OneOfBuilder::new()
+        .item(status("active", false))
+        .item(status("locked", true))
+        .item(status("closed", true))
+        .build()
+        .into()
 }
 
 /// One item of a thread: the fields every variant shares plus the variant.
@@ -168,6 +196,7 @@ pub enum UserContent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<String>,
         #[serde(default)]
+        #[schema(default = false)]
         interactive: bool,
     },
 }
@@ -246,6 +275,7 @@ pub struct ToolChoice {
 #[schema(as = AssistantMessageContent)]
 pub struct AssistantContent {
     #[serde(default)]
+    #[schema(default = json!([]))]
     pub annotations: Vec<Value>,
     pub text: String,
     #[serde(rename = "type")]

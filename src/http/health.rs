@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use crate::chatkit::ChatKit;
 use crate::content::Mode;
@@ -16,12 +17,22 @@ use crate::health::{Checks, Readiness};
 #[derive(Serialize, ToSchema)]
 #[schema(as = Health)]
 pub struct Live {
+    /// Always `ok`.
+    #[schema(schema_with = always_ok)]
     status: &'static str,
     version: &'static str,
     /// Which tutor answers in teach mode: `offline` or `{api}:{model} @ {base url}`.
     tutor: String,
     /// Which tutor answers in each mode.
     tutors: Tutors,
+}
+
+/// `const: "ok"`, which a `&str` field cannot derive.
+fn always_ok() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["ok"]))
+        .build()
 }
 
 /// Each mode's tutor.

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use super::body::RequestBody;
 use crate::content::webhook::{PushEvent, PushOutcome, signature_is_valid};
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookOutcome {
     /// Always `true`.
+    #[schema(schema_with = always_true)]
     ok: bool,
     /// The `X-GitHub-Event` header.
     event: String,
@@ -34,6 +36,14 @@ pub struct WebhookOutcome {
     ignored: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     invalidated: Option<Invalidated>,
+}
+
+/// `const: true`, which a `bool` field cannot derive.
+fn always_true() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .enum_values(Some([true]))
+        .build()
 }
 
 impl WebhookOutcome {
