@@ -17,7 +17,7 @@ use axum::routing::get;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Server};
+use utoipa::openapi::{Ref, RefOr, Server};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::chatkit::types::{Page, Thread, ThreadItem};
@@ -244,7 +244,7 @@ impl PartialSchema for ChatKitJsonResponse {
             .description(Some(
                 "The JSON answer of a non-streaming request, by request type (see each request type).",
             ))
-            .item(Thread::schema_ref())
+            .item(Ref::from_schema_name(Thread::name()))
             .item(<Page<Thread> as PartialSchema>::schema())
             .item(<Page<ThreadItem> as PartialSchema>::schema())
             .item(empty)
@@ -258,15 +258,5 @@ impl ToSchema for ChatKitJsonResponse {
         <Thread as ToSchema>::schemas(schemas);
         <Page<ThreadItem> as ToSchema>::schemas(schemas);
         <Page<Thread> as ToSchema>::schemas(schemas);
-    }
-}
-
-trait SchemaRef {
-    fn schema_ref() -> RefOr<Schema>;
-}
-
-impl<T: ToSchema> SchemaRef for T {
-    fn schema_ref() -> RefOr<Schema> {
-        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name()))
     }
 }
