@@ -36,13 +36,17 @@ struct Inner {
 }
 
 /// The serialised shape of every error body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error, description = "The one error shape of every route.")]
 pub struct ErrorBody {
     pub error: ErrorPayload,
 }
 
 /// Inner object of [`ErrorBody`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "`code` is machine-readable (e.g. `bad_request`, `not_found`, `rate_limited`), `message` says what was wrong for a human, `request_id` is the request's `X-Request-ID`, `details` are structured (e.g. the limit of a 429)."
+)]
 pub struct ErrorPayload {
     pub code: &'static str,
     pub message: String,

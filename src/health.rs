@@ -20,7 +20,7 @@ pub struct Readiness {
 }
 
 /// One dependency's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub status: &'static str,
     pub backend: &'static str,
@@ -30,7 +30,7 @@ pub struct Check {
 }
 
 /// The checks of every dependency.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub store: Check,
     pub cache: Check,

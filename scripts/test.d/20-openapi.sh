@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Validates openapi/openapi.json against the OpenAPI 3.1 specification with
+# Validates openapi/openapi.json (the committed snapshot of the document generated from the code
+# by utoipa; tests/api/http/openapi.rs keeps it equal to the generated one) against the OpenAPI
+# 3.1 specification with
 # openapi-spec-validator (pinned, in a virtualenv under $HOME/.cache; built once, then reused
 # without touching the network). Fails loudly when the document is invalid.
 set -euo pipefail

@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::ChatKitError;
 use super::strict::Strict;
@@ -12,39 +13,60 @@ use super::types::{InferenceOptions, UserContent};
 
 /// One request, by `type`. It serialises back to its wire body (`{"type":…,"params":…}`), which
 /// the fuzz target `chatkit_request` uses to check that what parses re-parses to the same request.
-#[derive(Debug, Clone, Serialize)]
+/// It is also the request body of `POST /chatkit` in the OpenAPI document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(
+    as = ChatKitRequest,
+    description = "Every request is `{type, params, metadata?}`; `params` is required on every type. Streaming types (`threads.create`, `threads.add_user_message`, `threads.add_client_tool_output`, `threads.add_structured_input`, `threads.retry_after_item`, `threads.custom_action`) are answered with Server-Sent Events (`ThreadStreamEvent`), the others with JSON."
+)]
 #[serde(tag = "type", content = "params")]
 pub enum Request {
+    /// `threads.create`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.create")]
     ThreadsCreate(InputParams),
+    /// `threads.add_user_message`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.add_user_message")]
     AddUserMessage(ThreadInputParams),
+    /// `threads.add_client_tool_output`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.add_client_tool_output")]
     AddClientToolOutput(ToolOutputParams),
+    /// `threads.add_structured_input`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.add_structured_input")]
     AddStructuredInput(StructuredInputParams),
+    /// `threads.retry_after_item`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.retry_after_item")]
     RetryAfterItem(ThreadItemParams),
+    /// `threads.custom_action`: answered with Server-Sent Events (`ThreadStreamEvent`).
     #[serde(rename = "threads.custom_action")]
     CustomAction(ActionParams),
+    /// `threads.sync_custom_action`: answered with 400 `unsupported` (this tutor has no synchronous actions).
     #[serde(rename = "threads.sync_custom_action")]
     SyncCustomAction(ActionParams),
+    /// `threads.get_by_id`: answered with a `Thread` (first 20 items, ascending).
     #[serde(rename = "threads.get_by_id")]
     GetById(ThreadParams),
+    /// `threads.list`: answered with a page of `Thread`s (each with an empty items page).
     #[serde(rename = "threads.list")]
     ListThreads(ListParams),
+    /// `threads.update`: answered with the `Thread` with an empty items page.
     #[serde(rename = "threads.update")]
     UpdateThread(UpdateParams),
+    /// `threads.delete`: answered with `{}`.
     #[serde(rename = "threads.delete")]
     DeleteThread(ThreadParams),
+    /// `items.list`: answered with a page of `ThreadItem`s.
     #[serde(rename = "items.list")]
     ListItems(ListItemsParams),
+    /// `items.feedback`: answered with `{}`.
     #[serde(rename = "items.feedback")]
     Feedback(FeedbackParams),
+    /// `attachments.create`: answered with 400 `unsupported` (attachments are not supported).
     #[serde(rename = "attachments.create")]
     CreateAttachment(AttachmentCreateParams),
+    /// `attachments.delete`: answered with 400 `unsupported`.
     #[serde(rename = "attachments.delete")]
     DeleteAttachment(AttachmentDeleteParams),
+    /// `input.transcribe`: answered with 400 `unsupported` (no transcription).
     #[serde(rename = "input.transcribe")]
     Transcribe(TranscribeParams),
 }
@@ -77,7 +99,8 @@ impl Request {
 }
 
 /// `UserMessageInput`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = UserMessageInput)]
 pub struct UserInput {
     pub content: Vec<UserContent>,
     pub attachments: Vec<String>,
@@ -97,25 +120,25 @@ impl UserInput {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InputParams {
     pub input: UserInput,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ThreadInputParams {
     pub thread_id: String,
     pub input: UserInput,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ToolOutputParams {
     pub thread_id: String,
     /// Any JSON, `null` included; the key itself is required.
     pub result: Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StructuredInputParams {
     pub thread_id: String,
     pub item_id: String,
@@ -123,9 +146,10 @@ pub struct StructuredInputParams {
 }
 
 /// `StructuredInputSubmission`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StructuredSubmission {
     #[serde(default = "answered")]
+    #[schema(default = "answered")]
     pub status: SubmissionStatus,
     #[serde(default)]
     pub answers: std::collections::BTreeMap<String, AnswerSubmission>,
@@ -135,7 +159,7 @@ fn answered() -> SubmissionStatus {
     SubmissionStatus::Answered
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubmissionStatus {
     Answered,
@@ -151,21 +175,23 @@ impl SubmissionStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AnswerSubmission {
     #[serde(default)]
+    #[schema(default = json!([]))]
     pub values: Vec<String>,
     #[serde(default)]
+    #[schema(default = false)]
     pub skipped: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ThreadItemParams {
     pub thread_id: String,
     pub item_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ActionParams {
     pub thread_id: String,
     #[serde(default)]
@@ -173,7 +199,7 @@ pub struct ActionParams {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Action {
     #[serde(rename = "type")]
     pub kind: String,
@@ -181,13 +207,13 @@ pub struct Action {
     pub payload: Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ThreadParams {
     pub thread_id: String,
 }
 
 /// `asc` or `desc` (the default).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     Asc,
@@ -195,56 +221,57 @@ pub enum Order {
     Desc,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ListParams {
     #[serde(default)]
     pub limit: Option<i64>,
     #[serde(default)]
+    #[schema(default = "desc")]
     pub order: Order,
     #[serde(default)]
     pub after: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ListItemsParams {
     pub thread_id: String,
     #[serde(flatten)]
     pub page: ListParams,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UpdateParams {
     pub thread_id: String,
     pub title: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackParams {
     pub thread_id: String,
     pub item_ids: Vec<String>,
     pub kind: FeedbackKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackKind {
     Positive,
     Negative,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AttachmentCreateParams {
     pub name: String,
     pub size: i64,
     pub mime_type: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AttachmentDeleteParams {
     pub attachment_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TranscribeParams {
     pub audio_base64: String,
     pub mime_type: String,

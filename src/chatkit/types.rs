@@ -7,11 +7,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::ids::wire_time;
 
 /// `Page[T]`: one page of a list, `after` = id of its last element when more follow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,
@@ -40,13 +41,15 @@ impl<T> Page<T> {
 
 /// `Thread`: metadata plus one page of items. `metadata` is always `{}` on the wire, as the
 /// reference never exposes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Thread {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub id: String,
     #[serde(with = "wire_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(schema_with = thread_status)]
     pub status: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_image_domains: Option<Vec<String>>,
@@ -54,19 +57,48 @@ pub struct Thread {
     pub items: Page<ThreadItem>,
 }
 
+/// `ThreadStatus` (`{"type":"active"}`, or `locked`/`closed` with an optional `reason`): kept as
+/// JSON here, as stored, so its schema is written out for the OpenAPI document.
+fn thread_status() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    let status = |kind: &str, reason: bool| {
+        let tag = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([kind.to_owned()]));
+        let object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("type", tag)
+            .required("type");
+        match reason {
+            true => object.property(
+                "reason",
+                ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])),
+            ),
+            false => object,
+        }
+    };
+    OneOfBuilder::new()
+        .item(status("active", false))
+        .item(status("locked", true))
+        .item(status("closed", true))
+        .build()
+        .into()
+}
+
 /// One item of a thread: the fields every variant shares plus the variant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ThreadItem {
     pub id: String,
     pub thread_id: String,
     #[serde(with = "wire_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: ItemKind,
 }
 
 /// The `type`-tagged variants of `ThreadItem`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ItemKind {
     UserMessage(UserMessage),
@@ -138,7 +170,7 @@ impl ThreadItem {
 }
 
 /// `UserMessageItem` without the shared fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UserMessage {
     pub content: Vec<UserContent>,
     #[serde(default)]
@@ -150,7 +182,8 @@ pub struct UserMessage {
 
 /// `UserMessageContent`: typed text or a tag. Read only from a JSON object (see
 /// [`UserContentWire`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = UserMessageContent, description = "`UserMessageContent`: typed text or a tag.")]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UserContent {
     InputText {
@@ -163,6 +196,7 @@ pub enum UserContent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<String>,
         #[serde(default)]
+        #[schema(default = false)]
         interactive: bool,
     },
 }
@@ -223,7 +257,7 @@ impl UserContent {
 }
 
 /// `InferenceOptions`: the composer's tool and model pickers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InferenceOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
@@ -231,15 +265,17 @@ pub struct InferenceOptions {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ToolChoice {
     pub id: String,
 }
 
 /// `AssistantMessageContent` (`type` is always `output_text`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AssistantMessageContent)]
 pub struct AssistantContent {
     #[serde(default)]
+    #[schema(default = json!([]))]
     pub annotations: Vec<Value>,
     pub text: String,
     #[serde(rename = "type")]
@@ -257,14 +293,16 @@ impl AssistantContent {
 }
 
 /// The one-value `type` of [`AssistantContent`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(description = "Always `output_text`.")]
 #[serde(rename_all = "snake_case")]
 pub enum OutputText {
     OutputText,
 }
 
 /// `ThreadStreamEvent`: one SSE frame.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = ThreadStreamEvent)]
 #[serde(tag = "type")]
 pub enum Event {
     #[serde(rename = "thread.created")]
@@ -326,13 +364,14 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StreamOptions {
     pub allow_cancel: bool,
 }
 
 /// `ThreadItemUpdate` members this server emits.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = ThreadItemUpdate)]
 #[serde(tag = "type")]
 pub enum ItemUpdate {
     #[serde(rename = "assistant_message.content_part.added")]

@@ -10,7 +10,7 @@ use super::loader::Content;
 const TITLE_CONCURRENCY: usize = 8;
 
 /// One row of the lesson index.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LessonEntry {
     pub path: String,
     pub title: String,

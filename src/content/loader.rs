@@ -70,7 +70,7 @@ fn weight(key: &str, value: &Stored) -> u32 {
 }
 
 /// What an invalidation removed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Invalidated {
     /// The lesson paths named (empty when everything was invalidated).
     pub paths: Vec<String>,

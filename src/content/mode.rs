@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// How the tutor answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Socratic: a walk through the lesson, one checking question at a time.

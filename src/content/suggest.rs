@@ -11,14 +11,14 @@ use super::lesson::Lesson;
 use super::mode::Mode;
 
 /// The lesson a set of suggestions was built from.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LessonRef {
     pub path: String,
     pub title: String,
 }
 
 /// The body of `GET /chatkit/suggestions`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Suggestions {
     pub suggestions: Vec<String>,
     /// `null` when the lesson is missing or empty (the suggestions are then generic).

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::body;
 use crate::content::{Content, Invalidated, LessonPath};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, BodyLimits, Secrets};
 
 /// The routes of this module.
@@ -28,6 +28,17 @@ fn secret_matches(expected: &str, given: &[u8]) -> bool {
 }
 
 /// The secret is checked before the body is read: a caller without it costs no buffer.
+#[utoipa::path(post, path = "/admin/invalidate-cache", tag = "admin", operation_id = "invalidateCache",
+    summary = "Drop cached lessons (all, or the listed paths)",
+    params(("X-Admin-Secret" = String, Header)),
+    request_body(content = Option<Vec<String>>, content_type = "application/json",
+        description = "Lesson paths; no body or `null` means everything."),
+    responses(
+        (status = 200, description = "OK", body = Invalidated),
+        (status = 400, description = "Malformed request: the message names the offending field or parameter.", body = ErrorBody),
+        (status = 403, description = "Missing or wrong `X-Admin-Secret`.", body = ErrorBody),
+        (status = 404, description = "Admin routes are disabled (`ADMIN_SECRET` unset).", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn invalidate_cache(
     State(secrets): State<Secrets>,
     State(content): State<Content>,

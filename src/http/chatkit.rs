@@ -17,6 +17,7 @@ use axum::routing::post;
 use bytes::Bytes;
 
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::body::RequestBody;
 use super::query::{Query, QueryParams, empty_as_none};
@@ -24,6 +25,7 @@ use crate::auth::{AuthError, CurrentUser};
 use crate::chatkit::{ChatKit, Reply, RequestContext, request};
 use crate::content::{LessonPath, Mode};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::ratelimit::{ClientIp, Policy, RateLimiter};
 use crate::state::AppState;
 use crate::telemetry::request_id;
@@ -36,16 +38,24 @@ pub fn routes() -> Router<AppState> {
 /// `POST /chatkit`'s query: the page's lesson and mode, and (dev mode, read by `auth`)
 /// `user_id`. An empty value is absent; a `mode` that is none of the modes is not refused here:
 /// the turn answers it with a non-retryable `error` event, as it does for the composer's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ChatKitIn {
+    /// Lesson path relative to the docs root, e.g. `01-python-basics/01-variables`; `..`, `.`
+    /// and `\` are refused. An empty value is the same as none; a blank one is refused.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>, max_length = 512)]
     lesson_path: Option<LessonPath>,
+    /// Tutor mode when the composer sends no `inference_options.model`: `teach`, `ask` or
+    /// `quiz`.
     #[serde(default)]
     mode: Option<String>,
-    #[serde(default)]
-    user_name: Option<String>,
+    /// Text the student selected in the lesson.
     #[serde(default)]
     selected_text: Option<String>,
+    /// Display name of the user.
+    #[serde(default)]
+    user_name: Option<String>,
 }
 
 impl QueryParams for ChatKitIn {}
@@ -81,6 +91,30 @@ async fn auth_failed(limiter: &RateLimiter, ip: IpAddr, error: AuthError) -> Api
     }
 }
 
+#[utoipa::path(post, path = "/chatkit", tag = "chatkit", operation_id = "chatkit",
+    summary = "The ChatKit protocol (openai-chatkit 1.6.5): all 16 request types",
+    description = "The user comes from the bearer token, or from `X-User-ID` in development mode. Failures after a stream started are `error` events. See docs/PROTOCOL.md.",
+    params(ChatKitIn,
+        ("user_id" = Option<String>, Query, description = "Development mode only: the user, when no `X-User-ID` header is sent."),
+        ("X-User-ID" = Option<String>, Header, nullable = false, description = "Development mode only: the user id."),
+        ("X-User-Name" = Option<String>, Header, nullable = false, description = "Display name of the user."),
+        ("X-Organization-ID" = Option<String>, Header, nullable = false, description = "Organization of the request.")),
+    request_body(content = request::Request, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Streaming types (`threads.create`, `threads.add_user_message`, `threads.add_client_tool_output`, `threads.add_structured_input`, `threads.retry_after_item`, `threads.custom_action`) answer Server-Sent Events, one `data: {json}\\n\\n` frame per `ThreadStreamEvent`; the other ten answer JSON.",
+            content((super::openapi::ThreadStreamFrame = "text/event-stream"), (super::openapi::ChatKitJsonResponse = "application/json"))),
+        (status = 400, description = "Malformed request: the message names the offending field or parameter.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (`WWW-Authenticate: Bearer`).", body = ErrorBody),
+        (status = 404, description = "Not found (or another user's).", body = ErrorBody),
+        (status = 413, description = "Body larger than `MAX_BODY_BYTES`.", body = ErrorBody),
+        (status = 415, description = "The body is not declared `application/json` (parameters such as `; charset=utf-8` allowed).", body = ErrorBody),
+        (status = 429, description = "Rate limited. `Retry-After` says how many seconds to wait.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."),
+                ("RateLimit" = String, description = "draft-ietf-httpapi-ratelimit-headers: remaining and reset, e.g. `\"chat\";r=3;t=12`."),
+                ("RateLimit-Policy" = String, description = "The policy, e.g. `\"chat\";q=20;w=60`."))),
+        (status = 503, description = "A dependency is unavailable, or the request timed out.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn chatkit(
     State(chatkit): State<ChatKit>,
     State(limiter): State<RateLimiter>,

@@ -6,10 +6,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::query::{self, QueryParams};
 use crate::content::{Content, ContentError, LessonEntry, LessonPath};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ratelimit::{ClientIp, Policy, RateLimiter};
 use crate::state::AppState;
 
@@ -21,13 +22,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Body of `GET /content/lessons`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LessonIndex)]
 pub struct LessonIndexOut {
     pub lessons: Vec<LessonEntry>,
 }
 
 /// Body of `GET /content/lesson`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LessonText)]
 pub struct LessonOut {
     pub path: String,
     pub title: String,
@@ -37,8 +40,12 @@ pub struct LessonOut {
 }
 
 /// `?lesson_path=` (required).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LessonIn {
+    /// Lesson path relative to the docs root, e.g. `01-python-basics/01-variables`; `..`, `.`
+    /// and `\` are refused.
+    #[param(value_type = String, min_length = 1, max_length = 512)]
     pub lesson_path: LessonPath,
 }
 
@@ -46,6 +53,16 @@ impl QueryParams for LessonIn {}
 
 /// Both routes are unauthenticated and may reach the origin: they count against the
 /// anonymous per-IP limit, like suggestions.
+#[utoipa::path(get, path = "/content/lessons", tag = "content", operation_id = "listLessons",
+    summary = "Every lesson of the book with its title",
+    responses(
+        (status = 200, description = "OK", body = LessonIndexOut),
+        (status = 429, description = "Rate limited (the anonymous per-IP policy). `Retry-After` says how many seconds to wait.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."),
+                ("RateLimit" = String, description = "draft-ietf-httpapi-ratelimit-headers: remaining and reset, e.g. `\"anon\";r=3;t=12`."),
+                ("RateLimit-Policy" = String, description = "The policy, e.g. `\"anon\";q=120;w=60`."))),
+        (status = 503, description = "The lesson source is unavailable.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn lessons(
     State(content): State<Content>,
     State(limiter): State<RateLimiter>,
@@ -56,6 +73,19 @@ async fn lessons(
     Ok((limit_headers, Json(LessonIndexOut { lessons })).into_response())
 }
 
+#[utoipa::path(get, path = "/content/lesson", tag = "content", operation_id = "getLesson",
+    summary = "One lesson: title, description and cleaned Markdown",
+    params(LessonIn),
+    responses(
+        (status = 200, description = "OK", body = LessonOut),
+        (status = 400, description = "Malformed request: the message names the offending field or parameter.", body = ErrorBody),
+        (status = 404, description = "No lesson at that path.", body = ErrorBody),
+        (status = 429, description = "Rate limited (the anonymous per-IP policy). `Retry-After` says how many seconds to wait.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."),
+                ("RateLimit" = String, description = "draft-ietf-httpapi-ratelimit-headers: remaining and reset, e.g. `\"anon\";r=3;t=12`."),
+                ("RateLimit-Policy" = String, description = "The policy, e.g. `\"anon\";q=120;w=60`."))),
+        (status = 503, description = "The lesson source is unavailable.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn lesson(
     State(content): State<Content>,
     State(limiter): State<RateLimiter>,

@@ -12,7 +12,7 @@ mod chatkit;
 mod content;
 mod errors;
 mod health;
-mod openapi;
+pub mod openapi;
 pub mod query;
 mod root;
 pub mod serve;

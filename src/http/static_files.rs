@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -75,18 +75,38 @@ const fn asset(name: &'static str, content_type: &'static str, body: &'static st
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'";
 
+#[utoipa::path(get, path = "/study", tag = "pages", operation_id = "study",
+    summary = "The study page: lesson tree, lesson and a ChatKit chat panel (embedded, works offline)",
+    responses((status = 200, description = "HTML page", content((String = "text/html"))), (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn study_index() -> Response {
     serve(STUDY_ASSETS, "index.html")
 }
 
+#[utoipa::path(get, path = "/study/{file}", tag = "pages", operation_id = "studyAsset",
+    summary = "An embedded asset of the study page",
+    params(("file" = String, Path, description = "`study.js`, `markdown.js`, `sse.js` or `study.css`")),
+    responses(
+        (status = 200, description = "The asset", content((String = "text/javascript"), (String = "text/css"))),
+        (status = 404, description = "No such file.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn study_asset(Path(file): Path<String>) -> Response {
     serve(STUDY_ASSETS, &file)
 }
 
+#[utoipa::path(get, path = "/docs", tag = "pages", operation_id = "docs",
+    summary = "API documentation page (embedded, renders /openapi.json)",
+    responses((status = 200, description = "HTML page", content((String = "text/html"))), (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn docs_index() -> Response {
     serve(DOCS_ASSETS, "index.html")
 }
 
+#[utoipa::path(get, path = "/docs/{file}", tag = "pages", operation_id = "docsAsset",
+    summary = "An embedded asset of the documentation page",
+    params(("file" = String, Path, description = "`docs.js` or `docs.css`")),
+    responses(
+        (status = 200, description = "The asset", content((String = "text/javascript"), (String = "text/css"))),
+        (status = 404, description = "No such file.", body = ErrorBody),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn docs_asset(Path(file): Path<String>) -> Response {
     serve(DOCS_ASSETS, &file)
 }

@@ -7,10 +7,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::query::{self, QueryParams, empty_as_none};
-use crate::content::{Content, LessonPath, Mode, Rendered, rendered};
-use crate::error::ApiError;
+use crate::content::{Content, LessonPath, Mode, Rendered, Suggestions, rendered};
+use crate::error::{ApiError, ErrorBody};
 use crate::ratelimit::{ClientIp, Policy, RateLimiter};
 use crate::state::AppState;
 
@@ -23,11 +24,18 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `?lesson_path=…&mode=…`: an absent `lesson_path` means "no lesson", an absent `mode` teach.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SuggestionsIn {
+    /// Lesson path relative to the docs root, e.g. `01-python-basics/01-variables`; `..`, `.`
+    /// and `\` are refused. An empty value is the same as none; a blank one is refused.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>, max_length = 512)]
     lesson_path: Option<LessonPath>,
+    /// `teach` (default), `ask` or `quiz` (case and surrounding blanks ignored); an empty value
+    /// is the same as none.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline)]
     mode: Option<Mode>,
 }
 
@@ -35,6 +43,20 @@ impl QueryParams for SuggestionsIn {
     const UNPROCESSABLE: &'static [&'static str] = &["mode"];
 }
 
+#[utoipa::path(get, path = "/chatkit/suggestions", tag = "content", operation_id = "suggestions",
+    summary = "Lesson-aware prompt suggestions for the chat start screen",
+    description = "Unauthenticated, counted per client IP against the anonymous rate-limit policy. A missing lesson or an origin outage gives generic suggestions.",
+    params(SuggestionsIn, ("If-None-Match" = Option<String>, Header, nullable = false)),
+    responses(
+        (status = 200, description = "OK", body = Suggestions, headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` named the current ETag)."),
+        (status = 400, description = "Malformed request: the message names the offending field or parameter.", body = ErrorBody),
+        (status = 422, description = "Unknown `mode`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. `Retry-After` says how many seconds to wait.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."),
+                ("RateLimit" = String, description = "draft-ietf-httpapi-ratelimit-headers: remaining and reset, e.g. `\"chat\";r=3;t=12`."),
+                ("RateLimit-Policy" = String, description = "The policy, e.g. `\"chat\";q=20;w=60`."))),
+        (status = 500, description = "Internal error: an opaque message and the request id; details only in the log.", body = ErrorBody)))]
 async fn suggest(
     State(content): State<Content>,
     State(limiter): State<RateLimiter>,
