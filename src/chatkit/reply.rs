@@ -260,8 +260,13 @@ impl Reply<'_> {
             .inc_by(usage.output_tokens);
     }
 
-    /// The answer buttons, as a widget item after the message (saved, then announced).
-    async fn buttons(&mut self, choices: &[Choice], after: DateTime<Utc>) -> Result<(), Stop> {
+    /// The answer buttons, as a widget item after the message: saved here, announced by the
+    /// caller once everything of the reply is saved.
+    async fn save_buttons(
+        &self,
+        choices: &[Choice],
+        after: DateTime<Utc>,
+    ) -> Result<ThreadItem, Stop> {
         let item = ThreadItem {
             id: ids::message_id(),
             thread_id: self.thread.id.clone(),
@@ -279,20 +284,27 @@ impl Reply<'_> {
             },
         };
         self.cx.store.save_item(self.cx.owner, &item).await?;
-        self.cx.sink.emit(&Event::ItemDone { item }).await
+        Ok(item)
     }
 
-    /// Completes the reply: the item is committed, then `thread.item.done`; a failure of the
-    /// responder keeps the text so far (or withdraws an empty item) and ends with `error`.
+    /// Completes the reply: the item (and its buttons) are committed, then `content_part.done`
+    /// and `thread.item.done`; a failure of the responder keeps the text so far (or withdraws
+    /// an empty item) and ends with `error`.
     async fn finish(mut self, failure: Option<TurnError>) -> Result<(), Stop> {
         if let Some(p) = self.pending.take() {
             if failure.is_none() || p.has_text() {
-                self.cx.sink.emit(&p.part_done()).await?;
+                // Saved before any send: a send fails when the client is gone, and a reply
+                // the model completed must be in the thread whether or not anyone watched.
                 let item = p.item();
                 self.cx.store.save_item(self.cx.owner, &item).await?;
+                let buttons = match self.choices.take().filter(|_| failure.is_none()) {
+                    Some(choices) => Some(self.save_buttons(&choices, p.created_at).await?),
+                    None => None,
+                };
+                self.cx.sink.emit(&p.part_done()).await?;
                 self.cx.sink.emit(&Event::ItemDone { item }).await?;
-                if let Some(choices) = self.choices.take().filter(|_| failure.is_none()) {
-                    self.buttons(&choices, p.created_at).await?;
+                if let Some(item) = buttons {
+                    self.cx.sink.emit(&Event::ItemDone { item }).await?;
                 }
             } else {
                 self.cx
@@ -340,5 +352,71 @@ impl Reply<'_> {
         if let Err(e) = self.cx.store.save_item(self.cx.owner, &hidden).await {
             tracing::error!(error = %e, "saving the cancellation note failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Poll;
+
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::chatkit::request::Order;
+    use crate::chatkit::store::{Hidden, PageQuery};
+    use crate::config::Env;
+    use crate::db::{Database, DatabaseSettings, StoreMetrics};
+
+    #[tokio::test]
+    async fn a_client_gone_at_content_part_done_still_finds_the_whole_reply_saved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let settings = DatabaseSettings::from_env(&mut Env::from_map([("DATABASE_URL", url)]));
+        let db = Database::connect(&settings).await.expect("db");
+        let store = ThreadStore::new(&db, &StoreMetrics::register(&mut Default::default()));
+        let thread = ThreadRecord::new(ids::thread_id(), None, None);
+        store.save_thread("u", &thread).await.expect("thread");
+        let metrics = ChatKitMetrics::register(&mut Default::default());
+        let (tx, rx) = mpsc::channel(super::super::sse::CHANNEL_CAPACITY);
+        let sink = Sink::new(tx, CancellationToken::new(), metrics.clone());
+        let limits = super::super::ChatKitLimits::default();
+        let cx = ReplyContext {
+            owner: "u",
+            store: &store,
+            sink: &sink,
+            metrics: &metrics,
+            limits: &limits,
+        };
+        // The client leaves exactly when the model's stream ends (the end of the stream drops
+        // the receiving side), so `content_part.done` is the first send that fails.
+        let mut rx = Some(rx);
+        let end = futures::stream::poll_fn(move |_| {
+            drop(rx.take());
+            Poll::Ready(None)
+        });
+        let stream = futures::stream::iter(["Hello, ", "world."])
+            .map(|d| Ok(TurnEvent::Delta(d.into())))
+            .chain(end)
+            .boxed();
+        let result = run(&cx, thread.clone(), stream).await;
+        assert!(matches!(result, Err(Stop::Disconnected)), "{result:?}");
+        let page = PageQuery::first(10, Order::Asc);
+        let items = store
+            .load_items("u", &thread.id, &page, Hidden::Include)
+            .await
+            .expect("items")
+            .data;
+        let texts: Vec<_> = items
+            .iter()
+            .map(|i| match &i.kind {
+                ItemKind::AssistantMessage { content } => {
+                    serde_json::to_value(content).expect("json")[0]["text"].clone()
+                }
+                other => serde_json::Value::from(other.type_name()),
+            })
+            .collect();
+        assert_eq!(texts, [serde_json::json!("Hello, world.")]);
+        db.close().await;
     }
 }

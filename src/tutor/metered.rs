@@ -11,10 +11,8 @@ use super::model::wire::Prompt;
 use crate::metering::{Call, Caller, Metering, Outcome, Refusal, Ticket};
 use crate::turn::{TurnError, TurnEvent, TurnStream, Usage};
 
-/// Output tokens reserved for a streamed reply (no `max_output_tokens` is sent, so this is
-/// our budget, not the model's limit).
-pub const REPLY_OUTPUT_BUDGET: u64 = 1_500;
-/// Output tokens reserved for a judge call (a short JSON object).
+/// Output tokens reserved for a judge call (a short JSON object; the mode's cap if smaller).
+/// A streamed reply reserves its mode's `MAX_OUTPUT_TOKENS`, the most the model may write.
 pub const JUDGE_OUTPUT_BUDGET: u64 = 300;
 
 /// Why a metered call gave no result.
@@ -49,6 +47,11 @@ impl Metered {
         Self::new(client, None)
     }
 
+    /// The mode's `MAX_OUTPUT_TOKENS`: the most a call can be billed for on the output side.
+    fn output_cap(&self) -> u64 {
+        u64::from(self.client.settings().max_output_tokens)
+    }
+
     fn call(&self, prompt: &Prompt, output_budget: u64) -> Call {
         let s = self.client.settings();
         Call {
@@ -72,7 +75,7 @@ impl Metered {
     /// [`ModelClient::judge`], metered.
     pub async fn judge(&self, prompt: &Prompt) -> Result<(serde_json::Value, Usage), CallError> {
         let ticket = self
-            .admit(prompt, JUDGE_OUTPUT_BUDGET)
+            .admit(prompt, JUDGE_OUTPUT_BUDGET.min(self.output_cap()))
             .await
             .map_err(CallError::Refused)?;
         let result = self.client.judge(prompt).await;
@@ -89,7 +92,8 @@ impl Metered {
     /// [`ModelClient::reply`] once admitted: the stream settles its ticket when the model's
     /// usage arrives, when it fails or ends without one, or (dropped) in the background.
     pub async fn open_reply(&self, prompt: &Prompt) -> Result<TurnStream, Refusal> {
-        let ticket = self.admit(prompt, REPLY_OUTPUT_BUDGET).await?;
+        // The model may not write more than its cap, so the cap is the reply's worst case.
+        let ticket = self.admit(prompt, self.output_cap()).await?;
         let stream = self.client.reply(prompt);
         Ok(match ticket {
             None => stream,

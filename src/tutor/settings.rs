@@ -4,7 +4,8 @@
 //!
 //! Each mode's model is resolved once here: `{MODE}_OPENAI_API_KEY`, `{MODE}_OPENAI_BASE_URL`,
 //! `{MODE}_MODEL_API` and `{MODE}_MODEL` fall back to `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
-//! `MODEL_API` and `STUDY_MODE_MODEL`; `{MODE}_REASONING_EFFORT` has no fallback (unset = not
+//! `MODEL_API` and `STUDY_MODE_MODEL`, `{MODE}_MAX_OUTPUT_TOKENS` to `MAX_OUTPUT_TOKENS`;
+//! `{MODE}_REASONING_EFFORT` has no fallback (unset = not
 //! sent). A mode with a key uses its model, a mode without one the offline tutor.
 
 use secrecy::SecretString;
@@ -93,6 +94,9 @@ pub struct ModelSettings {
     pub model: String,
     /// `{MODE}_REASONING_EFFORT`; `None` = not sent.
     pub reasoning_effort: Option<ReasoningEffort>,
+    /// Cap on the model's output tokens (`{MODE}_MAX_OUTPUT_TOKENS`, else `MAX_OUTPUT_TOKENS`),
+    /// sent as `max_output_tokens` / `max_completion_tokens` and reserved by metering.
+    pub max_output_tokens: u32,
     pub connect_timeout: Duration,
     pub first_token_timeout: Duration,
     pub idle_timeout: Duration,
@@ -188,6 +192,26 @@ pub const SETTINGS: &[SettingDoc] = &[
         "QUIZ_REASONING_EFFORT",
         "unset: not sent",
         "As `TEACH_REASONING_EFFORT`, for quiz mode.",
+    ),
+    SettingDoc::new(
+        "MAX_OUTPUT_TOKENS",
+        "`2000`",
+        "Cap on the model's output tokens per call (reasoning included), sent as `max_output_tokens` (Responses) or `max_completion_tokens` (Chat Completions); metering reserves it for each reply.",
+    ),
+    SettingDoc::new(
+        "TEACH_MAX_OUTPUT_TOKENS",
+        "`MAX_OUTPUT_TOKENS`",
+        "`MAX_OUTPUT_TOKENS` of teach mode.",
+    ),
+    SettingDoc::new(
+        "ASK_MAX_OUTPUT_TOKENS",
+        "`MAX_OUTPUT_TOKENS`",
+        "`MAX_OUTPUT_TOKENS` of ask mode.",
+    ),
+    SettingDoc::new(
+        "QUIZ_MAX_OUTPUT_TOKENS",
+        "`MAX_OUTPUT_TOKENS`",
+        "`MAX_OUTPUT_TOKENS` of quiz mode.",
     ),
     SettingDoc::new(
         "TEACH_OPENAI_BASE_URL",
@@ -313,6 +337,7 @@ impl TutorSettings {
                 .string("STUDY_MODE_MODEL")
                 .unwrap_or_else(|| "gpt-4.1-mini".into()),
             reasoning_effort: None,
+            max_output_tokens: output_tokens(env, "MAX_OUTPUT_TOKENS", 2000),
             connect_timeout: secs_f64(env, "MODEL_CONNECT_TIMEOUT_SECS", 10.0),
             first_token_timeout: secs_f64(env, "MODEL_FIRST_TOKEN_TIMEOUT_SECS", 30.0),
             idle_timeout: secs_f64(env, "MODEL_IDLE_TIMEOUT_SECS", 30.0),
@@ -371,6 +396,7 @@ fn mode_model(env: &mut Env, base: &ModelSettings, prefix: &str) -> ModelSetting
             .string(&var("MODEL"))
             .unwrap_or_else(|| base.model.clone()),
         reasoning_effort: env.parse(&var("REASONING_EFFORT")),
+        max_output_tokens: output_tokens(env, &var("MAX_OUTPUT_TOKENS"), base.max_output_tokens),
         ..base.clone()
     }
 }
@@ -388,6 +414,16 @@ fn secs_f64(env: &mut Env, name: &str, default: f64) -> Duration {
             Duration::from_secs_f64(default)
         }
     }
+}
+
+/// A cap on output tokens: a whole number, at least 1 (`default` when unset or invalid).
+fn output_tokens(env: &mut Env, name: &str, default: u32) -> u32 {
+    let value = env.parse_or(name, default);
+    if value == 0 {
+        env.error(name, "must be at least 1 token");
+        return default;
+    }
+    value
 }
 
 fn positive(env: &mut Env, name: &str, default: usize) -> usize {
@@ -503,6 +539,37 @@ mod tests {
             "LEARNER_PROFILE_URL",
         ] {
             assert!(names.contains(&n), "{n} not reported: {names:?}");
+        }
+    }
+
+    #[test]
+    fn the_output_cap_defaults_to_2000_and_each_mode_may_have_its_own() {
+        let s = read(&[]).expect("valid");
+        assert_eq!(s.model.max_output_tokens, 2000);
+        assert_eq!(s.teach.max_output_tokens, 2000);
+        let s = read(&[
+            ("MAX_OUTPUT_TOKENS", "800"),
+            ("QUIZ_MAX_OUTPUT_TOKENS", "300"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (
+                s.teach.max_output_tokens,
+                s.ask.max_output_tokens,
+                s.for_mode(Mode::Quiz).max_output_tokens
+            ),
+            (800, 800, 300)
+        );
+    }
+
+    #[test]
+    fn a_zero_or_non_numeric_output_cap_is_a_configuration_error_naming_it() {
+        for bad in ["0", "many", "-5", "1.5"] {
+            for name in ["MAX_OUTPUT_TOKENS", "ASK_MAX_OUTPUT_TOKENS"] {
+                let errors = read(&[(name, bad)]).expect_err("invalid");
+                let names: Vec<_> = errors.0.iter().map(|e| e.variable.as_str()).collect();
+                assert_eq!(names, [name], "{name}={bad}");
+            }
         }
     }
 

@@ -54,7 +54,8 @@ pub enum WireEvent {
     },
 }
 
-/// The request body of `prompt` for the model of `settings`, streamed or as one JSON object.
+/// The request body of `prompt` for the model of `settings`, streamed or as one JSON object;
+/// both shapes carry the mode's output cap (the judge has no smaller one of its own).
 pub fn request_body(settings: &ModelSettings, prompt: &Prompt, shape: Shape) -> Value {
     let messages: Vec<Value> = prompt
         .messages
@@ -71,6 +72,7 @@ pub fn request_body(settings: &ModelSettings, prompt: &Prompt, shape: Shape) -> 
                 "input": messages,
                 "stream": stream,
                 "store": false,
+                "max_output_tokens": settings.max_output_tokens,
             });
             if let Some(effort) = effort {
                 b["reasoning"] = json!({"effort": effort});
@@ -83,7 +85,12 @@ pub fn request_body(settings: &ModelSettings, prompt: &Prompt, shape: Shape) -> 
         ModelApi::ChatCompletions => {
             let mut all = vec![json!({"role": "system", "content": prompt.instructions})];
             all.extend(messages);
-            let mut b = json!({"model": settings.model, "messages": all, "stream": stream});
+            let mut b = json!({
+                "model": settings.model,
+                "messages": all,
+                "stream": stream,
+                "max_completion_tokens": settings.max_output_tokens,
+            });
             if stream {
                 b["stream_options"] = json!({"include_usage": true});
             }
@@ -376,6 +383,22 @@ mod tests {
             Shape::Stream,
         );
         assert!(unset.get("reasoning_effort").is_none());
+    }
+
+    #[test]
+    fn the_output_cap_is_sent_in_each_apis_own_field() {
+        let prompt = Prompt::default();
+        for shape in [Shape::Stream, Shape::Json] {
+            let mut s = settings(ModelApi::Responses, None);
+            s.max_output_tokens = 700;
+            let r = request_body(&s, &prompt, shape);
+            assert_eq!(r["max_output_tokens"], 700);
+            assert!(r.get("max_completion_tokens").is_none());
+            s.api = ModelApi::ChatCompletions;
+            let c = request_body(&s, &prompt, shape);
+            assert_eq!(c["max_completion_tokens"], 700);
+            assert!(c.get("max_output_tokens").is_none());
+        }
     }
 
     #[test]

@@ -285,6 +285,40 @@ async fn each_mode_has_its_own_model_provider_and_reasoning_effort() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_carries_its_modes_output_cap_in_its_apis_field() {
+    let teach = Upstream::start_with(vec![], tutor_model("responses")).await;
+    let ask = Upstream::start_with(vec![], tutor_model("chat_completions")).await;
+    let app = app_on(
+        &teach,
+        "responses",
+        Backend::Embedded,
+        &[
+            ("MAX_OUTPUT_TOKENS", "1200"),
+            ("ASK_MAX_OUTPUT_TOKENS", "400"),
+            ("ASK_OPENAI_BASE_URL", ask.base_url.as_str()),
+            ("ASK_MODEL_API", "chat_completions"),
+        ],
+    )
+    .await;
+    let chat = Chat::new(&app.address, &unique("student"))
+        .with_query(&format!("lesson_path={LOOPS}&mode=ask"));
+    chat.create("What does range do?").await;
+    let r = &ask.requests()[0];
+    assert_eq!(r.body["max_completion_tokens"], 400, "{}", r.body);
+    assert!(r.body.get("max_output_tokens").is_none());
+    let chat =
+        Chat::new(&app.address, &unique("student")).with_query(&format!("lesson_path={LOOPS}"));
+    let (thread, _) = chat.create("__START_TEACHING__").await;
+    chat.say(&thread, "the right one").await;
+    let reqs = teach.requests();
+    assert!(reqs.iter().any(|r| !r.streamed()), "a judge call was made");
+    for r in &reqs {
+        assert_eq!(r.body["max_output_tokens"], 1200, "{}", r.body);
+        assert!(r.body.get("max_completion_tokens").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_gets_the_ranked_sections_and_the_highlighted_passage_and_the_locale() {
     let upstream = Upstream::start_with(vec![], tutor_model("responses")).await;
     let app = app_on(&upstream, "responses", Backend::Embedded, &[]).await;
