@@ -271,6 +271,7 @@ impl From<ChatKitError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m)
             }
             ChatKitError::NotFound(m) => ApiError::not_found(m),
+            ChatKitError::Busy(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             ChatKitError::Store(e) => e.into(),
             ChatKitError::Internal(m) => ApiError::internal(m),
         }

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
-use crate::chatkit::{ChatKit, ChatKitMetrics, ThreadStore};
+use crate::chatkit::{ChatKit, ChatKitMetrics, ThreadLocks, ThreadStore};
 use crate::content::Content;
 use crate::db::{Database, DbError, StoreMetrics};
 use crate::health::Readiness;
@@ -117,7 +117,12 @@ impl Application {
             shutdown.clone(),
             settings.server.sse_keepalive,
         )
-        .with_limits(settings.server.chat_limits);
+        .with_limits(settings.server.chat_limits)
+        .with_thread_locks(ThreadLocks::new(
+            &db,
+            settings.server.turn_wait,
+            shutdown.clone(),
+        ));
         let state = AppState {
             auth,
             limiter,

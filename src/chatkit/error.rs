@@ -15,6 +15,9 @@ pub enum ChatKitError {
     /// A thread or item that is missing or another user's (404).
     #[error("{0}")]
     NotFound(String),
+    /// Another turn held the thread for the whole `TURN_WAIT_SECS` (409; retry later).
+    #[error("{0}")]
+    Busy(String),
     /// The thread store failed (503 while it is unreachable, else 500).
     #[error("thread store: {0}")]
     Store(#[from] ThreadStoreError),
@@ -30,6 +33,8 @@ pub enum Stop {
     Disconnected,
     /// The server is shutting down (`App::shutdown` fired).
     Shutdown,
+    /// The thread was deleted while its reply ran (here or on another instance).
+    Deleted,
     /// A store failure; answered with an `error` event when still possible.
     Store(ThreadStoreError),
     /// An event could not be encoded (a bug).
@@ -37,8 +42,27 @@ pub enum Stop {
 }
 
 impl From<ThreadStoreError> for Stop {
+    /// A write aimed at a thread that is gone means it was deleted meanwhile.
     fn from(e: ThreadStoreError) -> Self {
-        Stop::Store(e)
+        match e {
+            ThreadStoreError::NoSuchThread => Stop::Deleted,
+            e => Stop::Store(e),
+        }
+    }
+}
+
+impl From<super::thread_lock::LockError> for ChatKitError {
+    fn from(e: super::thread_lock::LockError) -> Self {
+        use super::thread_lock::LockError;
+        match e {
+            LockError::Busy => ChatKitError::Busy(
+                "params.thread_id: another reply is being written in this thread; try again when it has ended".into(),
+            ),
+            LockError::Deleted => {
+                ChatKitError::NotFound("params.thread_id: the thread was deleted".into())
+            }
+            LockError::Database(e) => ChatKitError::Store(ThreadStoreError::Database(e)),
+        }
     }
 }
 
@@ -47,6 +71,7 @@ impl std::fmt::Display for Stop {
         match self {
             Stop::Disconnected => f.write_str("the client disconnected"),
             Stop::Shutdown => f.write_str("the server is shutting down"),
+            Stop::Deleted => f.write_str("the thread was deleted"),
             Stop::Store(e) => write!(f, "thread store: {e}"),
             Stop::Encode(e) => write!(f, "encoding an event: {e}"),
         }

@@ -44,7 +44,11 @@ pub async fn answer(
             body(&thread.to_wire(Page::empty()))
         }
         Request::DeleteThread(p) => match store.delete_thread(owner, &p.thread_id).await? {
-            true => Ok(Bytes::from_static(b"{}")),
+            true => {
+                // A reply still streaming in the thread (here or elsewhere) stops now.
+                chatkit.locks.deleted(&p.thread_id).await;
+                Ok(Bytes::from_static(b"{}"))
+            }
             false => Err(ChatKitError::NotFound(format!(
                 "params.thread_id: no thread {:?}",
                 p.thread_id

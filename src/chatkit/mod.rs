@@ -22,6 +22,7 @@ pub mod store;
 mod stream;
 mod strict;
 mod structured;
+pub mod thread_lock;
 pub mod trigger;
 pub mod types;
 pub mod widgets;
@@ -40,6 +41,7 @@ pub use limits::ChatKitLimits;
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
 pub use store::ThreadStore;
+pub use thread_lock::ThreadLocks;
 
 use crate::turn::Responder;
 use store::ThreadRecord;
@@ -59,6 +61,8 @@ pub struct ChatKit {
     keepalive: Option<Duration>,
     /// Message, title and history limits.
     limits: ChatKitLimits,
+    /// One turn at a time per thread (across instances on PostgreSQL).
+    locks: ThreadLocks,
 }
 
 impl std::fmt::Debug for ChatKit {
@@ -94,7 +98,20 @@ impl ChatKit {
             drivers: TaskTracker::new(),
             keepalive,
             limits: ChatKitLimits::default(),
+            locks: ThreadLocks::local(thread_lock::TURN_WAIT),
         }
+    }
+
+    /// The same server taking turns with `locks` (the composition root passes the
+    /// database's; the default serialises turns inside this process only).
+    pub fn with_thread_locks(mut self, locks: ThreadLocks) -> Self {
+        self.locks = locks;
+        self
+    }
+
+    /// The turns of this instance's threads.
+    pub fn thread_locks(&self) -> &ThreadLocks {
+        &self.locks
     }
 
     /// The same server with `limits` instead of the defaults.

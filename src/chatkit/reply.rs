@@ -333,7 +333,8 @@ impl Reply<'_> {
         let note = match stop {
             Stop::Disconnected => CANCELLED_BY_USER,
             Stop::Shutdown => CANCELLED_BY_SHUTDOWN,
-            Stop::Store(_) | Stop::Encode(_) => return,
+            // A deleted thread keeps nothing; a broken store cannot.
+            Stop::Deleted | Stop::Store(_) | Stop::Encode(_) => return,
         };
         tracing::info!(thread_id = ?self.thread.id, reason = ?stop, "reply cancelled");
         if let Some(p) = self.pending.as_ref().filter(|p| p.has_text()) {
@@ -379,7 +380,12 @@ mod tests {
         store.save_thread("u", &thread).await.expect("thread");
         let metrics = ChatKitMetrics::register(&mut Default::default());
         let (tx, rx) = mpsc::channel(super::super::sse::CHANNEL_CAPACITY);
-        let sink = Sink::new(tx, CancellationToken::new(), metrics.clone());
+        let sink = Sink::new(
+            tx,
+            CancellationToken::new(),
+            CancellationToken::new(),
+            metrics.clone(),
+        );
         let limits = super::super::ChatKitLimits::default();
         let cx = ReplyContext {
             owner: "u",

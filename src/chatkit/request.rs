@@ -85,6 +85,19 @@ impl Request {
         )
     }
 
+    /// The thread a streaming request continues (`None` for `threads.create` and the
+    /// non-streaming requests).
+    pub fn thread_id(&self) -> Option<&str> {
+        match self {
+            Request::AddUserMessage(p) => Some(&p.thread_id),
+            Request::AddClientToolOutput(p) => Some(&p.thread_id),
+            Request::AddStructuredInput(p) => Some(&p.thread_id),
+            Request::RetryAfterItem(p) => Some(&p.thread_id),
+            Request::CustomAction(p) => Some(&p.thread_id),
+            _ => None,
+        }
+    }
+
     /// Requests counted against the chat rate limit (a custom action may be an answer
     /// button, which is a chat turn).
     pub fn is_rate_limited(&self) -> bool {

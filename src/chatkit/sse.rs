@@ -1,5 +1,6 @@
 //! The SSE side of a stream: framing (`data: <compact JSON>\n\n`, nothing else, as the
-//! reference), the bounded channel to the response body, and the ways a stream stops.
+//! reference), the bounded channel to the response body, and the ways a stream stops (client
+//! gone, shutdown, thread deleted).
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -28,6 +29,8 @@ pub fn frame(event: &Event) -> Result<Bytes, Stop> {
 pub struct Sink {
     tx: mpsc::Sender<Bytes>,
     shutdown: CancellationToken,
+    /// Cancelled when the thread is deleted mid-reply.
+    deleted: CancellationToken,
     metrics: ChatKitMetrics,
 }
 
@@ -35,11 +38,13 @@ impl Sink {
     pub fn new(
         tx: mpsc::Sender<Bytes>,
         shutdown: CancellationToken,
+        deleted: CancellationToken,
         metrics: ChatKitMetrics,
     ) -> Self {
         Self {
             tx,
             shutdown,
+            deleted,
             metrics,
         }
     }
@@ -50,6 +55,7 @@ impl Sink {
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => return Err(Stop::Shutdown),
+            _ = self.deleted.cancelled() => return Err(Stop::Deleted),
             sent = self.tx.send(bytes) => sent.map_err(|_| Stop::Disconnected)?,
         }
         self.count(event);
@@ -70,6 +76,7 @@ impl Sink {
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => Stop::Shutdown,
+            _ = self.deleted.cancelled() => Stop::Deleted,
             _ = self.tx.closed() => Stop::Disconnected,
         }
     }

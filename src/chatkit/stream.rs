@@ -1,7 +1,13 @@
 //! The six streaming requests. Everything that can make the request fail as a whole (unknown
 //! thread or item, unsupported attachments) is checked before the `200`, so such requests get
 //! a JSON 4xx; then a spawned driver writes events into a bounded channel that the response
-//! body reads. The driver notices a dropped body (client gone) and `App::shutdown`.
+//! body reads. The driver notices a dropped body (client gone), `App::shutdown` and a delete of
+//! its thread.
+//!
+//! Every streaming request takes its thread's turn ([`super::thread_lock`]) before it reads the
+//! thread and keeps it until its driver ends: turns of one thread never overlap, on any
+//! instance, so a retry deletes exactly the items that were there when it got the turn and no
+//! reply is saved after its message was deleted.
 
 use std::time::Instant;
 
@@ -27,7 +33,8 @@ use crate::turn::{Turn, TurnError, TurnRequest, TurnStream};
 
 /// What a validated streaming request will do.
 enum Plan {
-    Create(UserInput),
+    /// A new thread of the given id.
+    Create(String, UserInput),
     Message(ThreadRecord, UserInput),
     ToolOutput(ThreadRecord, Option<ThreadItem>, Value),
     Structured(ThreadRecord, ThreadItem, StructuredSubmission),
@@ -42,17 +49,33 @@ pub async fn start(
     ctx: RequestContext,
     request: Request,
 ) -> Result<mpsc::Receiver<Bytes>, ChatKitError> {
-    let plan = prepare(chatkit, &ctx, request).await?;
+    let new_thread = matches!(request, Request::ThreadsCreate(_)).then(ids::thread_id);
+    let thread_id = match (new_thread.as_deref(), request.thread_id()) {
+        (Some(id), _) | (None, Some(id)) => id.to_owned(),
+        (None, None) => {
+            return Err(ChatKitError::Internal(format!(
+                "a streaming request without a thread: {request:?}"
+            )));
+        }
+    };
+    let turn = chatkit.locks.acquire(&thread_id).await?;
+    let plan = prepare(chatkit, &ctx, request, new_thread).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let span = tracing::info_span!(
         "chatkit_stream",
         request_id = ctx.request_id.as_deref().unwrap_or("")
     );
-    let sink = Sink::new(tx, chatkit.shutdown.clone(), chatkit.metrics.clone());
+    let sink = Sink::new(
+        tx,
+        chatkit.shutdown.clone(),
+        turn.deleted(),
+        chatkit.metrics.clone(),
+    );
     let driver = Driver {
         chatkit: chatkit.clone(),
         ctx,
         sink,
+        _turn: turn,
     };
     chatkit.drivers.spawn(driver.run(plan).instrument(span));
     Ok(rx)
@@ -62,9 +85,13 @@ async fn prepare(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     request: Request,
+    new_thread: Option<String>,
 ) -> Result<Plan, ChatKitError> {
     Ok(match request {
-        Request::ThreadsCreate(p) => Plan::Create(no_attachments(p.input)?),
+        Request::ThreadsCreate(p) => Plan::Create(
+            new_thread.unwrap_or_else(ids::thread_id),
+            no_attachments(p.input)?,
+        ),
         Request::AddUserMessage(p) => {
             let thread = chatkit.thread(ctx, &p.thread_id).await?;
             Plan::Message(thread, no_attachments(p.input)?)
@@ -136,6 +163,8 @@ struct Driver {
     chatkit: ChatKit,
     ctx: RequestContext,
     sink: Sink,
+    /// The thread's turn, given back when the driver ends (after its last write).
+    _turn: super::thread_lock::TurnGuard,
 }
 
 impl Driver {
@@ -149,6 +178,9 @@ impl Driver {
                 "The server is restarting. Please try again in a moment.",
                 true,
             )),
+            Err(Stop::Deleted) => self
+                .sink
+                .try_emit(&Event::error("This conversation was deleted.", false)),
             Err(e @ (Stop::Store(_) | Stop::Encode(_))) => {
                 tracing::error!(error = %e, "chatkit stream failed");
                 self.sink.try_emit(&Event::error(
@@ -165,7 +197,7 @@ impl Driver {
 
     async fn execute(&self, plan: Plan) -> Result<(), Stop> {
         match plan {
-            Plan::Create(input) => self.create(input).await,
+            Plan::Create(id, input) => self.create(id, input).await,
             Plan::Message(thread, input) => self.user_turn(thread, input).await,
             Plan::ToolOutput(thread, call, result) => self.tool_output(thread, call, result).await,
             Plan::Structured(thread, item, input) => self.structured(thread, item, input).await,
@@ -191,9 +223,9 @@ impl Driver {
 
     /// A new thread and its first message are committed together: a message the store
     /// refuses leaves no empty thread behind.
-    async fn create(&self, input: UserInput) -> Result<(), Stop> {
+    async fn create(&self, id: String, input: UserInput) -> Result<(), Stop> {
         let lesson = self.ctx.lesson_path.as_ref().map(|l| l.as_str().to_owned());
-        let thread = ThreadRecord::new(ids::thread_id(), lesson, self.ctx.organization_id.clone());
+        let thread = ThreadRecord::new(id, lesson, self.ctx.organization_id.clone());
         let item = user_item(&thread, &input);
         let store = &self.chatkit.store;
         match &item {

@@ -107,6 +107,7 @@ async fn auth_failed(limiter: &RateLimiter, ip: IpAddr, error: AuthError) -> Api
         (status = 400, description = "Malformed request: the message names the offending field or parameter.", body = ErrorBody),
         (status = 401, description = "Missing or invalid credentials (`WWW-Authenticate: Bearer`).", body = ErrorBody),
         (status = 404, description = "Not found (or another user's).", body = ErrorBody),
+        (status = 409, description = "The thread's previous reply (on any instance) was still being written after `TURN_WAIT_SECS`: turns of one thread never overlap.", body = ErrorBody),
         (status = 413, description = "Body larger than `MAX_BODY_BYTES`.", body = ErrorBody),
         (status = 415, description = "The body is not declared `application/json` (parameters such as `; charset=utf-8` allowed).", body = ErrorBody),
         (status = 429, description = "Rate limited. `Retry-After` says how many seconds to wait.", body = ErrorBody,

@@ -26,6 +26,8 @@ pub struct ServerSettings {
     pub readiness_timeout: Duration,
     /// Most bytes of item JSON in one `items.list` page (`PAGE_MAX_BYTES`).
     pub page_max_bytes: usize,
+    /// How long a turn waits for its thread's previous turn (`TURN_WAIT_SECS`).
+    pub turn_wait: Duration,
     /// `MAX_MESSAGE_CHARS`, `MAX_TITLE_CHARS`, `HISTORY_CHARS`.
     pub chat_limits: crate::chatkit::ChatKitLimits,
     /// Serve HTTP/2 with prior knowledge (h2c).
@@ -81,6 +83,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "PAGE_MAX_BYTES",
         "`4194304`",
         "Most bytes of items in one page of `items.list` (and of history read for a turn); a page ends early with `has_more` and `after` set. At least one item is always sent.",
+    ),
+    SettingDoc::new(
+        "TURN_WAIT_SECS",
+        "`30`",
+        "Turns of one thread never overlap, on any instance: a message, retry or action sent while the thread's previous reply is still being written waits this long for it to end, then gets 409.",
     ),
     SettingDoc::new(
         "MAX_MESSAGE_CHARS",
@@ -158,6 +165,7 @@ impl ServerSettings {
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
             readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
             page_max_bytes: env.parse_or("PAGE_MAX_BYTES", 4 * 1024 * 1024),
+            turn_wait: env.secs_or("TURN_WAIT_SECS", 30),
             chat_limits: crate::chatkit::ChatKitLimits {
                 max_message_chars: env.parse_or("MAX_MESSAGE_CHARS", 32_000),
                 max_title_chars: env.parse_or("MAX_TITLE_CHARS", 200),

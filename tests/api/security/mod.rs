@@ -17,6 +17,7 @@ mod page_bytes;
 mod secrets_first;
 mod sso_amplification;
 mod subject;
+mod turn_races;
 
 use serde_json::Value;
 
