@@ -201,6 +201,7 @@ impl Application {
             header_read_timeout: server.header_read_timeout,
             http2_cleartext: server.http2_cleartext,
             http2_keepalive: server.http2_keepalive,
+            response_send_timeout: server.response_send_timeout,
         };
         let connections = serve(self.listener, router, limits, signal).await;
         tracing::info!(

@@ -9,6 +9,7 @@
 mod admin;
 mod body;
 mod chatkit;
+mod conn_io;
 mod content;
 mod errors;
 mod health;

@@ -11,16 +11,21 @@
 //!   which also closes keep-alive connections idle for that long);
 //! - request bodies have their own deadline, enforced where they are read
 //!   ([`crate::http::body`]);
+//! - an HTTP/1 response that is not an event stream must be taken by the client within
+//!   `RESPONSE_SEND_TIMEOUT_SECS`, and hyper's own error answers get a JSON body
+//!   ([`super::conn_io`]);
 //! - accepted sockets get `TCP_NODELAY`, so a streamed event leaves as soon as it is written;
 //! - accept errors (e.g. out of file descriptors) are logged, counted by the caller's logs, and
 //!   retried after a pause instead of ending the server.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -28,6 +33,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
+
+use super::conn_io::{ConnIo, SendClock};
 
 /// The HTTP/2 connection preface; a connection whose first bytes are a prefix of it may still
 /// turn out to be HTTP/2.
@@ -44,6 +51,9 @@ pub struct ConnectionLimits {
     /// Interval of HTTP/2 keep-alive pings; a ping unanswered for as long closes the
     /// connection (`HTTP2_KEEPALIVE_SECS`), so silent h2c connections do not stay for ever.
     pub http2_keepalive: Duration,
+    /// An HTTP/1 response that is not an event stream must reach the client within this
+    /// (`RESPONSE_SEND_TIMEOUT_SECS`; `None`: no deadline).
+    pub response_send_timeout: Option<Duration>,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and returns a
@@ -82,17 +92,27 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let clock = Arc::new(SendClock::default());
+        let send_timeout = limits.response_send_timeout;
+        let armed = clock.clone();
         let service = router
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req.map(Body::new)
+            })
+            .map_response(move |res: Response| {
+                if let Some(within) = send_timeout.filter(|_| !is_event_stream(&res)) {
+                    armed.arm(within);
+                }
+                res
             });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
         tokio::spawn(async move {
-            match first_bytes_within(&stream, first_bytes).await {
+            let sniffed = first_bytes_within(&stream, first_bytes).await;
+            match sniffed {
                 None => {
                     tracing::debug!(%peer, "closed a connection that sent no request in time");
                     return;
@@ -103,8 +123,13 @@ pub async fn serve(
                 }
                 Some(_) => {}
             }
+            if sniffed != Some(Sniffed::Http1) {
+                // HTTP/2 streams share the connection: no per-response deadline (h2 flow
+                // control bounds what one stream buffers).
+                clock.disable();
+            }
             let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
+                TokioIo::new(ConnIo::new(stream, clock)),
                 TowerToHyperService::new(service),
             );
             if let Err(err) = watcher.watch(conn.into_owned()).await {
@@ -114,6 +139,14 @@ pub async fn serve(
     }
     drop(listener);
     graceful
+}
+
+/// A `text/event-stream` answer (a ChatKit stream): it may last as long as the reply, so it
+/// gets no send deadline.
+fn is_event_stream(res: &Response) -> bool {
+    res.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// What a connection's first bytes say it speaks.

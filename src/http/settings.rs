@@ -22,6 +22,8 @@ pub struct ServerSettings {
     pub body_read_timeout: Duration,
     /// A stream silent this long gets an SSE comment (`None`: never).
     pub sse_keepalive: Option<Duration>,
+    /// An HTTP/1 non-streaming response must be taken within this (`None`: never).
+    pub response_send_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub readiness_timeout: Duration,
     /// Most bytes of item JSON in one `items.list` page (`PAGE_MAX_BYTES`).
@@ -73,6 +75,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "BODY_READ_TIMEOUT_SECS",
         "`15`",
         "A request body must arrive whole within this, else 408.",
+    ),
+    SettingDoc::new(
+        "RESPONSE_SEND_TIMEOUT_SECS",
+        "`30`",
+        "A response that is not a ChatKit stream must reach the client within this, counted from when it is ready; a client that does not take it (stops reading) is disconnected and the response freed. HTTP/1 only; `0` = never.",
     ),
     SettingDoc::new(
         "SSE_KEEPALIVE_SECS",
@@ -162,6 +169,8 @@ impl ServerSettings {
             header_read_timeout,
             body_read_timeout,
             sse_keepalive: Some(env.secs_or("SSE_KEEPALIVE_SECS", 15)).filter(|d| !d.is_zero()),
+            response_send_timeout: Some(env.secs_or("RESPONSE_SEND_TIMEOUT_SECS", 30))
+                .filter(|d| !d.is_zero()),
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 10),
             readiness_timeout: Duration::from_millis(env.parse_or("READINESS_TIMEOUT_MS", 1000)),
             page_max_bytes: env.parse_or("PAGE_MAX_BYTES", 4 * 1024 * 1024),
