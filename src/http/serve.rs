@@ -8,7 +8,9 @@
 //! - a client must send its first bytes within `HEADER_READ_TIMEOUT_SECS` (checked before the
 //!   HTTP version is sniffed, which hyper-util does without a deadline);
 //! - HTTP/1 request heads must be complete within the same time (hyper's `header_read_timeout`,
-//!   which also closes keep-alive connections idle for that long);
+//!   which also closes keep-alive connections idle for that long); an HTTP/2 connection that
+//!   starts no request for as long gets a GOAWAY (its open streams finish), and one that does
+//!   not answer the keep-alive ping is closed;
 //! - request bodies have their own deadline, enforced where they are read
 //!   ([`crate::http::body`]);
 //! - an HTTP/1 response that is not an event stream must be taken by the client within
@@ -20,6 +22,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,9 +32,11 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::conn_io::{ConnIo, SendClock};
@@ -56,14 +61,14 @@ pub struct ConnectionLimits {
     pub response_send_timeout: Option<Duration>,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and returns a
-/// handle that resolves when every open connection has closed.
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and returns
+/// the open connections ([`Connections::shutdown`] closes them gracefully).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
-) -> GracefulShutdown {
+) -> Connections {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -74,7 +79,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive)
         .keep_alive_timeout(limits.http2_keepalive);
-    let graceful = GracefulShutdown::new();
+    let connections = Connections {
+        stop: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -95,9 +103,13 @@ pub async fn serve(
         let clock = Arc::new(SendClock::default());
         let send_timeout = limits.response_send_timeout;
         let armed = clock.clone();
+        let opened = Instant::now();
+        let last_request = Arc::new(AtomicU64::new(0));
+        let seen = last_request.clone();
         let service = router
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
+                seen.store(millis_since(opened), Ordering::Relaxed);
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req.map(Body::new)
             })
@@ -108,10 +120,9 @@ pub async fn serve(
                 res
             });
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let first_bytes = limits.header_read_timeout;
-        tokio::spawn(async move {
-            let sniffed = first_bytes_within(&stream, first_bytes).await;
+        let stop = connections.stop.clone();
+        connections.tracker.spawn(async move {
+            let sniffed = first_bytes_within(&stream, limits.header_read_timeout).await;
             match sniffed {
                 None => {
                     tracing::debug!(%peer, "closed a connection that sent no request in time");
@@ -123,7 +134,10 @@ pub async fn serve(
                 }
                 Some(_) => {}
             }
-            if sniffed != Some(Sniffed::Http1) {
+            // HTTP/1 idles out by hyper's header timeout; HTTP/2 gets the same deadline here.
+            let idle_limit =
+                (sniffed == Some(Sniffed::Http2)).then_some(limits.header_read_timeout);
+            if idle_limit.is_some() {
                 // HTTP/2 streams share the connection: no per-response deadline (h2 flow
                 // control bounds what one stream buffers).
                 clock.disable();
@@ -132,13 +146,69 @@ pub async fn serve(
                 TokioIo::new(ConnIo::new(stream, clock)),
                 TowerToHyperService::new(service),
             );
-            if let Err(err) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            tokio::pin!(conn);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(err) = result {
+                            tracing::debug!(%peer, error = %err, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = stop.cancelled(), if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    () = idle(opened, &last_request, idle_limit), if !closing && idle_limit.is_some() => {
+                        // GOAWAY: streams still open finish, no new ones start.
+                        tracing::debug!(%peer, "closing an idle HTTP/2 connection");
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
             }
         });
     }
     drop(listener);
-    graceful
+    connections
+}
+
+/// The connections of a server that stopped accepting.
+#[derive(Debug)]
+pub struct Connections {
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Connections {
+    /// Asks every connection to finish its current requests and close (HTTP/2: GOAWAY), and
+    /// waits until all have.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+fn millis_since(opened: Instant) -> u64 {
+    u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Resolves once the connection opened at `opened` has started no request for `limit`
+/// (never when `limit` is `None`).
+async fn idle(opened: Instant, last_request: &AtomicU64, limit: Option<Duration>) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    loop {
+        let last = Duration::from_millis(last_request.load(Ordering::Relaxed));
+        let due = opened + last + limit;
+        if Instant::now() >= due {
+            return;
+        }
+        tokio::time::sleep_until(due).await;
+    }
 }
 
 /// A `text/event-stream` answer (a ChatKit stream): it may last as long as the reply, so it

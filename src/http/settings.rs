@@ -69,7 +69,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "HEADER_READ_TIMEOUT_SECS",
         "`30`",
-        "A connection must send its request head within this (slow clients are disconnected); also how long an idle keep-alive connection stays open — keep it above the idle timeout of any proxy in front (nginx-ingress: 60 s).",
+        "A connection must send its request head within this (slow clients are disconnected); also how long an idle keep-alive connection stays open (HTTP/2: how long one may start no request before it gets a GOAWAY) — keep it above the idle timeout of any proxy in front (nginx-ingress: 60 s).",
     ),
     SettingDoc::new(
         "BODY_READ_TIMEOUT_SECS",

@@ -1,5 +1,7 @@
 //! HTTP/2 with prior knowledge (h2c): a silent connection is closed by the keep-alive ping it
-//! never answers, and `HTTP2_CLEARTEXT=false` turns h2c off.
+//! never answers, one whose client answers pings but sends no request gets a GOAWAY after
+//! `HEADER_READ_TIMEOUT_SECS` (as an idle HTTP/1 keep-alive connection is closed), and
+//! `HTTP2_CLEARTEXT=false` turns h2c off.
 
 use std::time::Duration;
 
@@ -53,4 +55,51 @@ async fn with_http2_cleartext_off_an_h2c_connection_is_closed_at_once() {
         200,
         "HTTP/1.1 still served"
     );
+}
+
+/// A real HTTP/2 client (hyper's, which answers pings) asks once, then sends nothing: the
+/// server ends the connection after the idle deadline; a stream still open at the deadline
+/// finishes first.
+#[tokio::test]
+async fn an_h2c_connection_that_answers_pings_but_asks_nothing_is_closed_when_idle() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let app = spawn_echo_app_with(
+        Backend::Embedded,
+        &[
+            ("HEADER_READ_TIMEOUT_SECS", "2"),
+            ("HTTP2_KEEPALIVE_SECS", "1"),
+        ],
+    )
+    .await;
+    let stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c handshake");
+    let started = std::time::Instant::now();
+    let driver = tokio::spawn(conn);
+    let request = hyper::Request::get(format!("http://127.0.0.1:{}/health", app.port))
+        .body(Empty::new())
+        .expect("request");
+    let response = sender
+        .send_request(request)
+        .await
+        .expect("answered over h2c");
+    assert_eq!(response.status(), 200);
+    let _ = response.into_body().collect().await.expect("body");
+    // The client keeps answering the server's pings (every second) meanwhile.
+    let ended = tokio::time::timeout(Duration::from_secs(8), driver).await;
+    assert!(ended.is_ok(), "still open 8 s after its only request");
+    let lasted = started.elapsed();
+    assert!(
+        lasted >= Duration::from_millis(1900),
+        "not closed before the idle deadline ({lasted:?})"
+    );
+    assert_eq!(app.get("/health").await.status(), 200);
 }
