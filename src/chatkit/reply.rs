@@ -2,7 +2,8 @@
 //! ChatKit events as they arrive (`thread.item.added` → `content_part.added` → `text_delta`… →
 //! `content_part.done` → `thread.item.done`), owning the item id and persistence.
 //!
-//! The reply is committed before its `thread.item.done`. When the client disconnects or the
+//! The reply is committed before its `thread.item.done`, in one transaction with what it changed
+//! of the thread (a generated title, the responder's state): one commit per reply. When the client disconnects or the
 //! server shuts down mid-reply, the responder stream is dropped (cancelling its work), the
 //! partial reply is saved when it has text, and an `sdk_hidden_context` item records the
 //! cancellation, as the reference's `handle_stream_cancelled` does.
@@ -14,7 +15,7 @@ use super::error::Stop;
 use super::ids;
 use super::metrics::{ChatKitMetrics, KindLabels};
 use super::sse::Sink;
-use super::store::{ThreadRecord, ThreadStore};
+use super::store::{ThreadChanges, ThreadRecord, ThreadStore};
 use super::types::{AssistantContent, Event, ItemKind, ItemUpdate, Page, ThreadItem};
 use crate::turn::{Choice, TurnError, TurnEvent, TurnStream, Usage};
 
@@ -86,6 +87,8 @@ struct Reply<'a> {
     thread: ThreadRecord,
     pending: Option<Pending>,
     title_changed: bool,
+    /// The responder's state changed (metadata to commit with the reply).
+    state_changed: bool,
     /// Answer buttons to show after the message.
     choices: Option<Vec<Choice>>,
 }
@@ -102,6 +105,7 @@ pub async fn run(
         thread,
         pending: None,
         title_changed: false,
+        state_changed: false,
         choices: None,
     };
     let mut stream = stream;
@@ -155,20 +159,23 @@ impl Reply<'_> {
         }
     }
 
-    /// Commits the responder's new state to the thread (its metadata) at once: before the
-    /// reply's final events, so a reply the student has seen always has its state saved.
+    /// The responder's new state goes to the thread's metadata, committed with the reply
+    /// (before its final events, so a reply the student has seen always has its state saved;
+    /// a cancelled or failed reply saves it too).
     async fn state(&mut self, state: serde_json::Value) -> Result<(), Stop> {
         self.thread.metadata.insert(STATE_KEY.to_owned(), state);
-        self.cx
-            .store
-            .save_thread_metadata(
-                self.cx.owner,
-                &self.thread.id,
-                &self.thread.metadata,
-                ids::now(),
-            )
-            .await?;
+        self.thread.updated_at = ids::now();
+        self.state_changed = true;
         Ok(())
+    }
+
+    /// What the reply changed of the thread, if anything.
+    fn changes(&self) -> Option<ThreadChanges<'_>> {
+        (self.title_changed || self.state_changed).then_some(ThreadChanges {
+            thread: &self.thread,
+            title: self.title_changed,
+            metadata: self.state_changed,
+        })
     }
 
     /// Starts the assistant item on its first content; true when it was just started.
@@ -225,8 +232,8 @@ impl Reply<'_> {
         self.cx.sink.emit(&added).await
     }
 
-    /// Persisted at once; announced with `thread.updated` at the end of the reply, where the
-    /// reference announces a title set during `respond`.
+    /// Committed with the reply; announced with `thread.updated` at the end of the reply, where
+    /// the reference announces a title set during `respond`.
     async fn title(&mut self, title: String) -> Result<(), Stop> {
         let title = self.cx.limits.cut_title(title);
         if self.thread.title.as_deref() == Some(title.as_str()) {
@@ -234,10 +241,6 @@ impl Reply<'_> {
         }
         self.thread.title = Some(title);
         self.thread.updated_at = ids::now();
-        self.cx
-            .store
-            .save_thread(self.cx.owner, &self.thread)
-            .await?;
         self.title_changed = true;
         Ok(())
     }
@@ -260,14 +263,10 @@ impl Reply<'_> {
             .inc_by(usage.output_tokens);
     }
 
-    /// The answer buttons, as a widget item after the message: saved here, announced by the
-    /// caller once everything of the reply is saved.
-    async fn save_buttons(
-        &self,
-        choices: &[Choice],
-        after: DateTime<Utc>,
-    ) -> Result<ThreadItem, Stop> {
-        let item = ThreadItem {
+    /// The answer buttons, as a widget item after the message (saved and announced by the
+    /// caller with the rest of the reply).
+    fn buttons(&self, choices: &[Choice], after: DateTime<Utc>) -> ThreadItem {
+        ThreadItem {
             id: ids::message_id(),
             thread_id: self.thread.id.clone(),
             // Strictly after the message, so pages list the buttons under it.
@@ -282,9 +281,7 @@ impl Reply<'_> {
                         .join("\n"),
                 ),
             },
-        };
-        self.cx.store.save_item(self.cx.owner, &item).await?;
-        Ok(item)
+        }
     }
 
     /// Completes the reply: the item (and its buttons) are committed, then `content_part.done`
@@ -296,22 +293,31 @@ impl Reply<'_> {
                 // Saved before any send: a send fails when the client is gone, and a reply
                 // the model completed must be in the thread whether or not anyone watched.
                 let item = p.item();
-                self.cx.store.save_item(self.cx.owner, &item).await?;
-                let buttons = match self.choices.take().filter(|_| failure.is_none()) {
-                    Some(choices) => Some(self.save_buttons(&choices, p.created_at).await?),
-                    None => None,
-                };
+                let buttons = self
+                    .choices
+                    .take()
+                    .filter(|_| failure.is_none())
+                    .map(|choices| self.buttons(&choices, p.created_at));
+                let mut items = vec![&item];
+                items.extend(buttons.as_ref());
+                self.cx
+                    .store
+                    .save_reply(self.cx.owner, self.changes().as_ref(), &items)
+                    .await?;
                 self.cx.sink.emit(&p.part_done()).await?;
                 self.cx.sink.emit(&Event::ItemDone { item }).await?;
                 if let Some(item) = buttons {
                     self.cx.sink.emit(&Event::ItemDone { item }).await?;
                 }
             } else {
+                self.save_changes().await?;
                 self.cx
                     .sink
                     .emit(&Event::ItemRemoved { item_id: p.id })
                     .await?;
             }
+        } else {
+            self.save_changes().await?;
         }
         if self.title_changed {
             let thread = self.thread.to_wire(Page::empty());
@@ -328,7 +334,19 @@ impl Reply<'_> {
         Ok(())
     }
 
-    /// The stream ended early: keep what the student saw and note the cancellation.
+    /// Commits what the reply changed of the thread when it saves no item.
+    async fn save_changes(&self) -> Result<(), Stop> {
+        if let Some(changes) = self.changes() {
+            self.cx
+                .store
+                .save_reply(self.cx.owner, Some(&changes), &[])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The stream ended early: keep what the student saw (and what the reply changed of the
+    /// thread) and note the cancellation, in one transaction.
     async fn cancelled(self, stop: &Stop) {
         let note = match stop {
             Stop::Disconnected => CANCELLED_BY_USER,
@@ -337,11 +355,11 @@ impl Reply<'_> {
             Stop::Deleted | Stop::Store(_) | Stop::Encode(_) => return,
         };
         tracing::info!(thread_id = ?self.thread.id, reason = ?stop, "reply cancelled");
-        if let Some(p) = self.pending.as_ref().filter(|p| p.has_text()) {
-            if let Err(e) = self.cx.store.save_item(self.cx.owner, &p.item()).await {
-                tracing::error!(error = %e, "saving the partial reply failed");
-            }
-        }
+        let partial = self
+            .pending
+            .as_ref()
+            .filter(|p| p.has_text())
+            .map(Pending::item);
         let hidden = ThreadItem {
             id: ids::hidden_id(),
             thread_id: self.thread.id.clone(),
@@ -350,8 +368,15 @@ impl Reply<'_> {
                 content: note.to_owned(),
             },
         };
-        if let Err(e) = self.cx.store.save_item(self.cx.owner, &hidden).await {
-            tracing::error!(error = %e, "saving the cancellation note failed");
+        let mut items: Vec<&ThreadItem> = partial.iter().collect();
+        items.push(&hidden);
+        if let Err(e) = self
+            .cx
+            .store
+            .save_reply(self.cx.owner, self.changes().as_ref(), &items)
+            .await
+        {
+            tracing::error!(error = %e, "saving the partial reply and cancellation note failed");
         }
     }
 }

@@ -72,6 +72,15 @@ impl ThreadRecord {
     }
 }
 
+/// What of a thread a reply changed: its title, its metadata (the responder's state), or
+/// both; the values are the record's.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadChanges<'a> {
+    pub thread: &'a ThreadRecord,
+    pub title: bool,
+    pub metadata: bool,
+}
+
 /// Attachment metadata (the `Attachment` JSON) and its owner's thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttachmentRecord {
@@ -256,6 +265,17 @@ impl ThreadStore {
     /// Deletes the thread and its items; false when there was none.
     pub async fn delete_thread(&self, owner: &str, id: &str) -> StoreResult<bool> {
         dispatch!(self, "delete_thread", s => s.delete_thread(owner, id))
+    }
+
+    /// The end of a reply, in one transaction: the thread's `changes` (title and/or
+    /// metadata, with `updated_at`), then `items` (`NoSuchThread` when the thread is gone).
+    pub async fn save_reply(
+        &self,
+        owner: &str,
+        changes: Option<&ThreadChanges<'_>>,
+        items: &[&ThreadItem],
+    ) -> StoreResult<()> {
+        dispatch!(self, "save_reply", s => s.save_reply(owner, changes, items))
     }
 
     /// Inserts or replaces an item of the owner's thread (`NoSuchThread` otherwise).

@@ -19,7 +19,9 @@ use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use super::dialect::{DbTime, Dialect};
-use super::{AttachmentRecord, Hidden, PageQuery, StoreResult, ThreadRecord, ThreadStoreError};
+use super::{
+    AttachmentRecord, Hidden, PageQuery, StoreResult, ThreadChanges, ThreadRecord, ThreadStoreError,
+};
 use crate::chatkit::request::Order;
 use crate::chatkit::types::{HIDDEN_TYPES, Page, ThreadItem};
 
@@ -58,6 +60,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     String: Type<DB> + for<'r> Decode<'r, DB>,
     i64: Type<DB> + for<'q> Encode<'q, DB>,
+    bool: Type<DB> + for<'q> Encode<'q, DB>,
     DbTime: Type<DB> + for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB>,
     for<'q> Json<&'q Value>: Type<DB> + Encode<'q, DB>,
     Json<Value>: Type<DB> + for<'r> Decode<'r, DB>,
@@ -178,6 +181,42 @@ where
             .execute(&self.pool)
             .await?;
         Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// The end of a reply in one transaction: the thread's new title and/or metadata (what
+    /// `changes` marks), then `items`. One commit for what used to be one per write.
+    pub(super) async fn save_reply(
+        &self,
+        owner: &str,
+        changes: Option<&ThreadChanges<'_>>,
+        items: &[&ThreadItem],
+    ) -> StoreResult<()> {
+        if changes.is_none() && items.len() == 1 {
+            return self.save_item(owner, items[0]).await; // one statement: autocommit
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Some(c) = changes {
+            let done = sqlx::query(
+                "UPDATE threads SET title = CASE WHEN $3 THEN $4 ELSE title END, \
+                 metadata = CASE WHEN $5 THEN $6 ELSE metadata END, updated_at = $7 \
+                 WHERE id = $1 AND user_id = $2",
+            )
+            .bind(c.thread.id.as_str())
+            .bind(owner)
+            .bind(c.title)
+            .bind(c.thread.title.as_deref())
+            .bind(c.metadata)
+            .bind(Json(&c.thread.metadata))
+            .bind(DbTime(c.thread.updated_at))
+            .execute(&mut *tx)
+            .await?;
+            written(DB::rows_affected(&done))?;
+        }
+        for item in items {
+            Self::upsert_item(&mut tx, owner, item).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {

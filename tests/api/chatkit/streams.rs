@@ -444,11 +444,14 @@ async fn metrics_count_streams_events_and_store_operations() {
         "study_mode_chatkit_events_sent_total{event=\"thread.created\"} 1",
         "study_mode_chatkit_active_streams 0",
         "study_mode_chatkit_stream_duration_seconds_count 1",
-        // The thread and its first message are one write; the reply is another.
+        // The thread and its first message are one write; the reply with its title another.
         "study_mode_store_operation_duration_seconds_count{backend=\"sqlite\",operation=\"save_thread_with_item\"} 1",
-        "study_mode_store_operation_duration_seconds_count{backend=\"sqlite\",operation=\"save_item\"} 1",
+        "study_mode_store_operation_duration_seconds_count{backend=\"sqlite\",operation=\"save_reply\"} 1",
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
+    }
+    for unexpected in ["operation=\"save_thread\"", "operation=\"save_item\""] {
+        assert!(!text.contains(unexpected), "a turn is two writes:\n{text}");
     }
 }
 
