@@ -67,6 +67,41 @@ fn all_stats() -> Vec<(u32, Stat)> {
     .collect()
 }
 
+/// A process's command line with its NULs as spaces (PostgreSQL backends rewrite theirs to
+/// `postgres: USER DATABASE CLIENT STATE`).
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Busy and total clock ticks of all CPUs (first line of /proc/stat; idle and iowait are not
+/// busy), and the number of CPUs (its `cpuN` lines).
+pub fn machine_ticks() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpus = stat
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count() as u64;
+    let (busy, total) = parse_machine(stat.lines().next()?)?;
+    Some((busy, total, cpus))
+}
+
+fn parse_machine(line: &str) -> Option<(u64, u64)> {
+    let v: Vec<u64> = line
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
 /// CPU time (ticks) of `roots` and all their live descendants (uvicorn's or node's workers).
 fn tree_ticks(stats: &[(u32, Stat)], roots: &[u32]) -> u64 {
     let mut members: Vec<u32> = roots.to_vec();
@@ -96,18 +131,33 @@ fn comm_ticks(stats: &[(u32, Stat)], comm: &str) -> u64 {
         .sum()
 }
 
-/// One reading of CPU time: of the server tree, and of each named group of processes.
+/// One reading of CPU time (ticks): of the server tree, of each named group of processes, of
+/// each group whose command line contains a string, of this process, and of the machine.
 #[derive(Debug, Clone, Default)]
 pub struct CpuReading {
     pub tree: u64,
     pub comms: Vec<u64>,
+    pub cmdlines: Vec<u64>,
+    pub own: u64,
+    /// (busy, total) ticks of all CPUs, and how many CPUs.
+    pub machine: (u64, u64, u64),
 }
 
-pub fn read_cpu(roots: &[u32], comms: &[String]) -> CpuReading {
+pub fn read_cpu(roots: &[u32], comms: &[String], cmdlines: &[String]) -> CpuReading {
     let stats = all_stats();
+    let with_cmdline = |needle: &String| -> u64 {
+        stats
+            .iter()
+            .filter(|(pid, _)| cmdline(*pid).contains(needle.as_str()))
+            .map(|(_, st)| st.cpu_ticks)
+            .sum()
+    };
     CpuReading {
         tree: tree_ticks(&stats, roots),
         comms: comms.iter().map(|c| comm_ticks(&stats, c)).collect(),
+        cmdlines: cmdlines.iter().map(with_cmdline).collect(),
+        own: tree_ticks(&stats, &[std::process::id()]),
+        machine: machine_ticks().unwrap_or_default(),
     }
 }
 
@@ -142,6 +192,14 @@ mod tests {
     }
 
     #[test]
+    fn the_machine_line_gives_busy_and_total_ticks() {
+        // user nice system idle iowait irq softirq steal (guest fields are inside user)
+        let line = "cpu  100 5 50 800 20 3 2 10 7 0";
+        assert_eq!(parse_machine(line), Some((170, 990)));
+        assert_eq!(parse_machine("cpu0 1 2 3 4 5 6 7 8"), None);
+    }
+
+    #[test]
     fn a_tree_sums_its_descendants_and_a_name_sums_its_processes() {
         let st = |comm: &str, ppid, cpu_ticks| Stat {
             comm: comm.into(),
@@ -171,7 +229,13 @@ mod tests {
         }
         assert!(x > 0);
         let me = std::process::id();
-        assert!(read_cpu(&[me], &[]).tree > 0);
+        let r = read_cpu(&[me], &[], &["study_mode_load".into()]);
+        assert!(r.tree > 0 && r.own == r.tree);
+        assert!(
+            r.cmdlines[0] >= r.own,
+            "the test binary's name is on its command line"
+        );
+        assert!(r.machine.1 >= r.machine.0 && r.machine.0 > 0 && r.machine.2 > 0);
         assert!(clock_ticks_per_sec() > 0);
     }
 

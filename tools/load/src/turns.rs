@@ -4,7 +4,8 @@
 //! held a `thread.item.done` of an `assistant_message`, carried no `error` event and ended
 //! cleanly. Only turns that finish inside the measured window count (after `--warmup`); the
 //! servers' CPU time (`--server-pid`, with every descendant process, and `--cpu-comm` groups
-//! such as all `postgres` processes) is read at the window's start and end.
+//! such as all `postgres` processes, `--cpu-cmdline` groups such as one database's backends),
+//! this process's and the whole machine's are read at the window's start and end.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -58,6 +59,10 @@ pub struct TurnsArgs {
     /// Also the CPU time of every process with this name (e.g. `postgres`); repeatable.
     #[arg(long = "cpu-comm")]
     pub cpu_comms: Vec<String>,
+    /// Also the CPU time of every process whose command line contains this string (e.g. a
+    /// database name: PostgreSQL's backends of that database); repeatable.
+    #[arg(long = "cpu-cmdline")]
+    pub cpu_cmdlines: Vec<String>,
 }
 
 /// How one turn ended.
@@ -160,17 +165,35 @@ fn report(args: &TurnsArgs, tally: &Tally, cpu: Option<&CpuWindow>) -> Value {
             report["server_cores"] = json!(stats::round3(server_ms / 1000.0 / args.duration));
             report["server_cpu_us_per_turn"] = json!(per_turn_us(server_ms));
         }
-        let mut comms = serde_json::Map::new();
-        for (i, name) in args.cpu_comms.iter().enumerate() {
-            let (a, b) = (w.start.comms[i], w.end.comms[i]);
-            let cpu_ms = ms(a, b);
-            comms.insert(
-                name.clone(),
-                json!({"cpu_ms": stats::round3(cpu_ms), "cores": stats::round3(cpu_ms / 1000.0 / args.duration), "cpu_us_per_turn": per_turn_us(cpu_ms)}),
-            );
-        }
+        let group = |names: &[String], start: &[u64], end: &[u64]| {
+            let mut map = serde_json::Map::new();
+            for (i, name) in names.iter().enumerate() {
+                let cpu_ms = ms(start[i], end[i]);
+                map.insert(
+                    name.clone(),
+                    json!({"cpu_ms": stats::round3(cpu_ms), "cores": stats::round3(cpu_ms / 1000.0 / args.duration), "cpu_us_per_turn": per_turn_us(cpu_ms)}),
+                );
+            }
+            map
+        };
+        let comms = group(&args.cpu_comms, &w.start.comms, &w.end.comms);
         if !comms.is_empty() {
             report["cpu_by_name"] = Value::Object(comms);
+        }
+        let cmdlines = group(&args.cpu_cmdlines, &w.start.cmdlines, &w.end.cmdlines);
+        if !cmdlines.is_empty() {
+            report["cpu_by_cmdline"] = Value::Object(cmdlines);
+        }
+        let own_ms = ms(w.start.own, w.end.own);
+        report["client_cores"] = json!(stats::round3(own_ms / 1000.0 / args.duration));
+        let ((busy0, total0, _), (busy1, total1, cpus)) = (w.start.machine, w.end.machine);
+        let (busy, total) = (busy1.saturating_sub(busy0), total1.saturating_sub(total0));
+        if total > 0 {
+            // Cores busy over the window, everything included (server, client, other work).
+            let cores = busy as f64 / total as f64 * cpus as f64;
+            report["machine_cores_busy"] = json!(stats::round3(cores));
+            report["machine_idle_pct"] =
+                json!(stats::round3(100.0 * (total - busy) as f64 / total as f64));
         }
     }
     report
@@ -197,13 +220,18 @@ async fn measure(args: &TurnsArgs) -> anyhow::Result<(Tally, Option<CpuWindow>)>
         measure_from,
         end,
     });
-    let watch_cpu = !args.server_pids.is_empty() || !args.cpu_comms.is_empty();
+    let watch_cpu =
+        !args.server_pids.is_empty() || !args.cpu_comms.is_empty() || !args.cpu_cmdlines.is_empty();
     let cpu = watch_cpu.then(|| {
-        let (pids, comms) = (args.server_pids.clone(), args.cpu_comms.clone());
+        let groups = (
+            args.server_pids.clone(),
+            args.cpu_comms.clone(),
+            args.cpu_cmdlines.clone(),
+        );
         tokio::spawn(async move {
             let read = move || {
-                let (pids, comms) = (pids.clone(), comms.clone());
-                tokio::task::spawn_blocking(move || procfs::read_cpu(&pids, &comms))
+                let (pids, comms, cmdlines) = groups.clone();
+                tokio::task::spawn_blocking(move || procfs::read_cpu(&pids, &comms, &cmdlines))
             };
             tokio::time::sleep_until(measure_from.into()).await;
             let a = read().await.unwrap_or_default();
@@ -403,6 +431,7 @@ mod tests {
             timeout: 5.0,
             server_pids: vec![std::process::id()],
             cpu_comms: vec!["no-such-process-name".into()],
+            cpu_cmdlines: vec!["no such command line".into()],
         }
     }
 
@@ -434,6 +463,9 @@ mod tests {
         );
         assert!(r.get("server_cpu_us_per_turn").is_some(), "{r}");
         assert_eq!(r["cpu_by_name"]["no-such-process-name"]["cpu_ms"], 0.0);
+        assert_eq!(r["cpu_by_cmdline"]["no such command line"]["cpu_ms"], 0.0);
+        assert!(r["machine_idle_pct"].as_f64().is_some(), "{r}");
+        assert!(r["client_cores"].as_f64().is_some(), "{r}");
     }
 
     #[tokio::test]
