@@ -1,6 +1,8 @@
 //! Readings from /proc: a process's resident memory and CPU time, and this process's open-file
 //! limit.
 
+use std::collections::BTreeMap;
+
 /// `VmRSS` of `pid` in KiB, `None` when the process is gone or /proc is unavailable.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -102,8 +104,11 @@ fn parse_machine(line: &str) -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
-/// CPU time (ticks) of `roots` and all their live descendants (uvicorn's or node's workers).
-fn tree_ticks(stats: &[(u32, Stat)], roots: &[u32]) -> u64 {
+/// CPU time (ticks) of a group of processes, by pid.
+pub type Ticks = BTreeMap<u32, u64>;
+
+/// `roots` and all their live descendants (uvicorn's or node's workers).
+fn tree_ticks(stats: &[(u32, Stat)], roots: &[u32]) -> Ticks {
     let mut members: Vec<u32> = roots.to_vec();
     let mut i = 0;
     while i < members.len() {
@@ -115,19 +120,28 @@ fn tree_ticks(stats: &[(u32, Stat)], roots: &[u32]) -> u64 {
         }
         i += 1;
     }
-    stats
-        .iter()
-        .filter(|(pid, _)| members.contains(pid))
-        .map(|(_, st)| st.cpu_ticks)
-        .sum()
+    group(stats, |pid, _| members.contains(&pid))
 }
 
-/// CPU time (ticks) of every live process named `comm` (e.g. all `postgres` processes).
-fn comm_ticks(stats: &[(u32, Stat)], comm: &str) -> u64 {
+/// Every live process named `comm` (e.g. all `postgres` processes).
+fn comm_ticks(stats: &[(u32, Stat)], comm: &str) -> Ticks {
+    group(stats, |_, st| st.comm == comm)
+}
+
+fn group(stats: &[(u32, Stat)], keep: impl Fn(u32, &Stat) -> bool) -> Ticks {
     stats
         .iter()
-        .filter(|(_, st)| st.comm == comm)
-        .map(|(_, st)| st.cpu_ticks)
+        .filter(|(pid, st)| keep(*pid, st))
+        .map(|(pid, st)| (*pid, st.cpu_ticks))
+        .collect()
+}
+
+/// CPU time a group used between two readings, process by process: a process present in both
+/// counts its difference, one started in between all of its time; one that exited in between
+/// is not seen (its time in the window is lost, never counted as negative).
+pub fn window_ticks(start: &Ticks, end: &Ticks) -> u64 {
+    end.iter()
+        .map(|(pid, t)| t.saturating_sub(start.get(pid).copied().unwrap_or(0)))
         .sum()
 }
 
@@ -135,23 +149,18 @@ fn comm_ticks(stats: &[(u32, Stat)], comm: &str) -> u64 {
 /// each group whose command line contains a string, of this process, and of the machine.
 #[derive(Debug, Clone, Default)]
 pub struct CpuReading {
-    pub tree: u64,
-    pub comms: Vec<u64>,
-    pub cmdlines: Vec<u64>,
-    pub own: u64,
+    pub tree: Ticks,
+    pub comms: Vec<Ticks>,
+    pub cmdlines: Vec<Ticks>,
+    pub own: Ticks,
     /// (busy, total) ticks of all CPUs, and how many CPUs.
     pub machine: (u64, u64, u64),
 }
 
 pub fn read_cpu(roots: &[u32], comms: &[String], cmdlines: &[String]) -> CpuReading {
     let stats = all_stats();
-    let with_cmdline = |needle: &String| -> u64 {
-        stats
-            .iter()
-            .filter(|(pid, _)| cmdline(*pid).contains(needle.as_str()))
-            .map(|(_, st)| st.cpu_ticks)
-            .sum()
-    };
+    let with_cmdline =
+        |needle: &String| group(&stats, |pid, _| cmdline(pid).contains(needle.as_str()));
     CpuReading {
         tree: tree_ticks(&stats, roots),
         comms: comms.iter().map(|c| comm_ticks(&stats, c)).collect(),
@@ -214,10 +223,19 @@ mod tests {
             (21, st("postgres", 20, 3)),
             (30, st("other", 1, 1000)),
         ];
-        assert_eq!(tree_ticks(&stats, &[10]), 23);
-        assert_eq!(tree_ticks(&stats, &[11, 30]), 1018);
-        assert_eq!(comm_ticks(&stats, "postgres"), 103);
-        assert_eq!(comm_ticks(&stats, "nothing"), 0);
+        let sum = |t: Ticks| t.values().sum::<u64>();
+        assert_eq!(sum(tree_ticks(&stats, &[10])), 23);
+        assert_eq!(sum(tree_ticks(&stats, &[11, 30])), 1018);
+        assert_eq!(sum(comm_ticks(&stats, "postgres")), 103);
+        assert_eq!(sum(comm_ticks(&stats, "nothing")), 0);
+    }
+
+    #[test]
+    fn a_window_counts_each_process_once_and_an_exited_one_never_negatively() {
+        let start: Ticks = [(1, 100), (2, 50), (3, 900)].into();
+        // 1 went on, 2 is unchanged, 3 exited, 4 started in the window.
+        let end: Ticks = [(1, 130), (2, 50), (4, 7)].into();
+        assert_eq!(window_ticks(&start, &end), 37);
     }
 
     #[test]
@@ -230,9 +248,9 @@ mod tests {
         assert!(x > 0);
         let me = std::process::id();
         let r = read_cpu(&[me], &[], &["study_mode_load".into()]);
-        assert!(r.tree > 0 && r.own == r.tree);
+        assert!(r.tree.values().sum::<u64>() > 0 && r.own == r.tree);
         assert!(
-            r.cmdlines[0] >= r.own,
+            r.cmdlines[0].get(&me) == r.own.get(&me),
             "the test binary's name is on its command line"
         );
         assert!(r.machine.1 >= r.machine.0 && r.machine.0 > 0 && r.machine.2 > 0);

@@ -153,22 +153,22 @@ fn report(args: &TurnsArgs, tally: &Tally, cpu: Option<&CpuWindow>) -> Value {
         "latency": tally.latency.summary(),
     });
     if let Some(w) = cpu {
-        let ms = |start: u64, end: u64| {
-            end.saturating_sub(start) as f64 * 1000.0 / w.ticks_per_sec as f64
+        let ms = |start: &procfs::Ticks, end: &procfs::Ticks| {
+            procfs::window_ticks(start, end) as f64 * 1000.0 / w.ticks_per_sec as f64
         };
         let per_turn_us = |cpu_ms: f64| {
             (tally.good > 0).then(|| stats::round3(cpu_ms * 1000.0 / tally.good as f64))
         };
         if !args.server_pids.is_empty() {
-            let server_ms = ms(w.start.tree, w.end.tree);
+            let server_ms = ms(&w.start.tree, &w.end.tree);
             report["server_cpu_ms"] = json!(stats::round3(server_ms));
             report["server_cores"] = json!(stats::round3(server_ms / 1000.0 / args.duration));
             report["server_cpu_us_per_turn"] = json!(per_turn_us(server_ms));
         }
-        let group = |names: &[String], start: &[u64], end: &[u64]| {
+        let group = |names: &[String], start: &[procfs::Ticks], end: &[procfs::Ticks]| {
             let mut map = serde_json::Map::new();
             for (i, name) in names.iter().enumerate() {
-                let cpu_ms = ms(start[i], end[i]);
+                let cpu_ms = ms(&start[i], &end[i]);
                 map.insert(
                     name.clone(),
                     json!({"cpu_ms": stats::round3(cpu_ms), "cores": stats::round3(cpu_ms / 1000.0 / args.duration), "cpu_us_per_turn": per_turn_us(cpu_ms)}),
@@ -184,7 +184,7 @@ fn report(args: &TurnsArgs, tally: &Tally, cpu: Option<&CpuWindow>) -> Value {
         if !cmdlines.is_empty() {
             report["cpu_by_cmdline"] = Value::Object(cmdlines);
         }
-        let own_ms = ms(w.start.own, w.end.own);
+        let own_ms = ms(&w.start.own, &w.end.own);
         report["client_cores"] = json!(stats::round3(own_ms / 1000.0 / args.duration));
         let ((busy0, total0, _), (busy1, total1, cpus)) = (w.start.machine, w.end.machine);
         let (busy, total) = (busy1.saturating_sub(busy0), total1.saturating_sub(total0));
