@@ -1,5 +1,6 @@
 //! Incremental splitter for the ChatKit SSE stream: feeds bytes as they arrive and yields the
-//! `type` of each complete event (events end at a blank line; only `data:` lines matter here).
+//! `type` of each complete event (events end at a blank line; only `data:` lines matter here),
+//! with the type of its update or item when it carries one.
 
 /// One parsed event: its `type` field (or `?` when the data is not a JSON object with one), and
 /// the text of a reply delta (`update.delta`) when it carries one.
@@ -59,7 +60,11 @@ fn kind_of(event: &[u8]) -> Option<EventKind> {
         .and_then(|v| {
             let t = v.get("type")?.as_str()?.to_owned();
             // A reply delta travels inside thread.item.updated; name it so callers can time it.
-            let inner = v.pointer("/update/type").and_then(|u| u.as_str());
+            // Likewise an item event names its item's type (`thread.item.done/assistant_message`).
+            let inner = v
+                .pointer("/update/type")
+                .or_else(|| v.pointer("/item/type"))
+                .and_then(|u| u.as_str());
             Some(match inner {
                 Some(u) => format!("{t}/{u}"),
                 None => t,
@@ -87,6 +92,16 @@ mod tests {
                     Some("hi".into())
                 )
             ]
+        );
+    }
+
+    #[test]
+    fn an_item_event_is_named_with_its_item_type() {
+        let mut s = Splitter::default();
+        let got = s.feed(b"data: {\"type\":\"thread.item.done\",\"item\":{\"id\":\"m\",\"type\":\"assistant_message\"}}\n\n");
+        assert_eq!(
+            got,
+            vec![EventKind("thread.item.done/assistant_message".into(), None)]
         );
     }
 
