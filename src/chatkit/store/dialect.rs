@@ -25,18 +25,27 @@ pub(super) struct DbTime(pub DateTime<Utc>);
 pub(super) trait Dialect: sqlx::Database {
     /// Rows written by an `execute` (an inherent method of each backend's `QueryResult`).
     fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// Data-modifying `WITH` (PostgreSQL): a turn's two writes become one statement, one
+    /// round trip and one commit. SQLite has none; there a statement is a hop to the
+    /// connection's thread, and a transaction costs two more.
+    const WRITABLE_CTE: bool;
 }
 
 impl Dialect for Postgres {
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
+
+    const WRITABLE_CTE: bool = true;
 }
 
 impl Dialect for Sqlite {
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
+
+    const WRITABLE_CTE: bool = false;
 }
 
 // PostgreSQL: exactly `DateTime<Utc>` (TIMESTAMPTZ).

@@ -15,6 +15,9 @@
 
 use futures::TryStreamExt;
 use serde_json::{Map, Value};
+use std::sync::LazyLock;
+
+use sqlx::query::Query;
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
@@ -45,6 +48,49 @@ impl<DB: sqlx::Database> SqlStore<DB> {
         Self { pool }
     }
 }
+
+/// Inserts or updates a thread (`$1`…`$9`); updating another owner's thread writes nothing.
+const UPSERT_THREAD: &str = "INSERT INTO threads (id, user_id, organization_id, lesson_path, \
+     title, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
+     metadata = excluded.metadata, updated_at = excluded.updated_at \
+     WHERE threads.user_id = excluded.user_id";
+
+/// What a reply changed of the owner's thread (`$1`…`$7`: id, owner, title?, title,
+/// metadata?, metadata, updated_at).
+const UPDATE_THREAD_CHANGES: &str = "UPDATE threads SET \
+     title = CASE WHEN $3 THEN $4 ELSE title END, \
+     metadata = CASE WHEN $5 THEN $6 ELSE metadata END, updated_at = $7 \
+     WHERE id = $1 AND user_id = $2";
+
+/// Upserts an item into the thread row `t` of a data-modifying `WITH` (PostgreSQL), its values
+/// bound from `$first` on (id, type, created, updated, JSON).
+fn insert_item_from_t(first: usize) -> String {
+    let [a, b, c, d, e] = [first, first + 1, first + 2, first + 3, first + 4];
+    format!(
+        "INSERT INTO items (id, thread_id, user_id, item_type, created_at, updated_at, data) \
+         SELECT ${a}, t.id, t.user_id, ${b}, ${c}, ${d}, ${e} FROM t \
+         ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
+         data = excluded.data, updated_at = excluded.updated_at \
+         WHERE items.user_id = excluded.user_id"
+    )
+}
+
+/// A new thread and its first item in one statement.
+static CREATE_WITH_ITEM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH t AS ({UPSERT_THREAD} RETURNING id, user_id) {}",
+        insert_item_from_t(10)
+    )
+});
+
+/// A reply's thread changes and its item in one statement.
+static REPLY_WITH_CHANGES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH t AS ({UPDATE_THREAD_CHANGES} RETURNING id, user_id) {}",
+        insert_item_from_t(8)
+    )
+});
 
 const THREAD_COLUMNS: &str =
     "id, title, status, metadata, lesson_path, organization_id, created_at, updated_at";
@@ -95,6 +141,12 @@ where
         t: &ThreadRecord,
         item: &ThreadItem,
     ) -> StoreResult<()> {
+        if DB::WRITABLE_CTE {
+            // One statement: the item is inserted from the thread row just written.
+            let query = Self::bind_thread(sqlx::query(CREATE_WITH_ITEM.as_str()), owner, t);
+            let done = Self::bind_item(query, item).execute(&self.pool).await?;
+            return written(DB::rows_affected(&done));
+        }
         let mut tx = self.pool.begin().await?;
         Self::upsert_thread(&mut tx, owner, t).await?;
         Self::upsert_item(&mut tx, owner, item).await?;
@@ -102,29 +154,45 @@ where
         Ok(())
     }
 
+    fn bind_thread<'q>(
+        query: Query<'q, DB, DB::Arguments<'q>>,
+        owner: &'q str,
+        t: &'q ThreadRecord,
+    ) -> Query<'q, DB, DB::Arguments<'q>> {
+        query
+            .bind(t.id.as_str())
+            .bind(owner)
+            .bind(t.organization_id.as_deref())
+            .bind(t.lesson_path.as_deref())
+            .bind(t.title.as_deref())
+            .bind(Json(&t.status))
+            .bind(Json(&t.metadata))
+            .bind(DbTime(t.created_at))
+            .bind(DbTime(t.updated_at))
+    }
+
+    /// Binds an item's id, type, times and JSON, the values of [`insert_item_from_t`], after
+    /// the binds already on `query`.
+    fn bind_item<'q>(
+        query: Query<'q, DB, DB::Arguments<'q>>,
+        item: &'q ThreadItem,
+    ) -> Query<'q, DB, DB::Arguments<'q>> {
+        query
+            .bind(item.id.as_str())
+            .bind(item.kind.type_name())
+            .bind(DbTime(item.created_at))
+            .bind(DbTime(chrono::Utc::now()))
+            .bind(Json(item))
+    }
+
     async fn upsert_thread(
         conn: &mut DB::Connection,
         owner: &str,
         t: &ThreadRecord,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "INSERT INTO threads (id, user_id, organization_id, lesson_path, title, status, \
-             metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
-             metadata = excluded.metadata, updated_at = excluded.updated_at \
-             WHERE threads.user_id = excluded.user_id",
-        )
-        .bind(t.id.as_str())
-        .bind(owner)
-        .bind(t.organization_id.as_deref())
-        .bind(t.lesson_path.as_deref())
-        .bind(t.title.as_deref())
-        .bind(Json(&t.status))
-        .bind(Json(&t.metadata))
-        .bind(DbTime(t.created_at))
-        .bind(DbTime(t.updated_at))
-        .execute(conn)
-        .await?;
+        let done = Self::bind_thread(sqlx::query(UPSERT_THREAD), owner, t)
+            .execute(conn)
+            .await?;
         written(DB::rows_affected(&done))
     }
 
@@ -191,25 +259,35 @@ where
         changes: Option<&ThreadChanges<'_>>,
         items: &[&ThreadItem],
     ) -> StoreResult<()> {
-        if changes.is_none() && items.len() == 1 {
-            return self.save_item(owner, items[0]).await; // one statement: autocommit
+        match (changes, items) {
+            (None, [item]) => return self.save_item(owner, item).await, // autocommit
+            (Some(c), [item]) if DB::WRITABLE_CTE => {
+                let query = Self::bind_changes(sqlx::query(REPLY_WITH_CHANGES.as_str()), owner, c);
+                let done = Self::bind_item(query, item).execute(&self.pool).await?;
+                return written(DB::rows_affected(&done));
+            }
+            _ => {}
+        }
+        if !DB::WRITABLE_CTE {
+            // SQLite: each statement on its own (a transaction would add two hops to the
+            // connection's thread). The turn lock keeps them in order; a crash between
+            // them can only leave a new title or state without its reply.
+            if let Some(c) = changes {
+                let done = Self::bind_changes(sqlx::query(UPDATE_THREAD_CHANGES), owner, c)
+                    .execute(&self.pool)
+                    .await?;
+                written(DB::rows_affected(&done))?;
+            }
+            for item in items {
+                self.save_item(owner, item).await?;
+            }
+            return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         if let Some(c) = changes {
-            let done = sqlx::query(
-                "UPDATE threads SET title = CASE WHEN $3 THEN $4 ELSE title END, \
-                 metadata = CASE WHEN $5 THEN $6 ELSE metadata END, updated_at = $7 \
-                 WHERE id = $1 AND user_id = $2",
-            )
-            .bind(c.thread.id.as_str())
-            .bind(owner)
-            .bind(c.title)
-            .bind(c.thread.title.as_deref())
-            .bind(c.metadata)
-            .bind(Json(&c.thread.metadata))
-            .bind(DbTime(c.thread.updated_at))
-            .execute(&mut *tx)
-            .await?;
+            let done = Self::bind_changes(sqlx::query(UPDATE_THREAD_CHANGES), owner, c)
+                .execute(&mut *tx)
+                .await?;
             written(DB::rows_affected(&done))?;
         }
         for item in items {
@@ -217,6 +295,21 @@ where
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    fn bind_changes<'q>(
+        query: Query<'q, DB, DB::Arguments<'q>>,
+        owner: &'q str,
+        c: &'q ThreadChanges<'q>,
+    ) -> Query<'q, DB, DB::Arguments<'q>> {
+        query
+            .bind(c.thread.id.as_str())
+            .bind(owner)
+            .bind(c.title)
+            .bind(c.thread.title.as_deref())
+            .bind(c.metadata)
+            .bind(Json(&c.thread.metadata))
+            .bind(DbTime(c.thread.updated_at))
     }
 
     pub(super) async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
