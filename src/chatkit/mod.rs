@@ -109,11 +109,6 @@ impl ChatKit {
         self
     }
 
-    /// The turns of this instance's threads.
-    pub fn thread_locks(&self) -> &ThreadLocks {
-        &self.locks
-    }
-
     /// The same server with `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: ChatKitLimits) -> Self {
         self.limits = limits;

@@ -49,17 +49,12 @@ pub async fn start(
     ctx: RequestContext,
     request: Request,
 ) -> Result<mpsc::Receiver<Bytes>, ChatKitError> {
-    let new_thread = matches!(request, Request::ThreadsCreate(_)).then(ids::thread_id);
-    let thread_id = match (new_thread.as_deref(), request.thread_id()) {
-        (Some(id), _) | (None, Some(id)) => id.to_owned(),
-        (None, None) => {
-            return Err(ChatKitError::Internal(format!(
-                "a streaming request without a thread: {request:?}"
-            )));
-        }
-    };
+    // `threads.create` gets its id here, so its turn is taken like any other.
+    let thread_id = request
+        .thread_id()
+        .map_or_else(ids::thread_id, str::to_owned);
     let turn = chatkit.locks.acquire(&thread_id).await?;
-    let plan = prepare(chatkit, &ctx, request, new_thread).await?;
+    let plan = prepare(chatkit, &ctx, request, thread_id).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let span = tracing::info_span!(
         "chatkit_stream",
@@ -85,13 +80,10 @@ async fn prepare(
     chatkit: &ChatKit,
     ctx: &RequestContext,
     request: Request,
-    new_thread: Option<String>,
+    thread_id: String,
 ) -> Result<Plan, ChatKitError> {
     Ok(match request {
-        Request::ThreadsCreate(p) => Plan::Create(
-            new_thread.unwrap_or_else(ids::thread_id),
-            no_attachments(p.input)?,
-        ),
+        Request::ThreadsCreate(p) => Plan::Create(thread_id, no_attachments(p.input)?),
         Request::AddUserMessage(p) => {
             let thread = chatkit.thread(ctx, &p.thread_id).await?;
             Plan::Message(thread, no_attachments(p.input)?)

@@ -241,18 +241,6 @@ impl ThreadStore {
         dispatch!(self, "visible_item_ids", s => s.visible_item_ids(owner, thread_id, ids))
     }
 
-    /// Replaces the metadata of the owner's thread (nothing else of the row): how a
-    /// responder's state is committed. `NoSuchThread` when the owner has no such thread.
-    pub async fn save_thread_metadata(
-        &self,
-        owner: &str,
-        id: &str,
-        metadata: &Map<String, Value>,
-        updated_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        dispatch!(self, "save_thread_metadata", s => s.save_thread_metadata(owner, id, metadata, updated_at))
-    }
-
     /// One page of the owner's threads by `(created_at, id)`.
     pub async fn load_threads(
         &self,

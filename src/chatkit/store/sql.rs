@@ -196,25 +196,6 @@ where
         written(DB::rows_affected(&done))
     }
 
-    pub(super) async fn save_thread_metadata(
-        &self,
-        owner: &str,
-        id: &str,
-        metadata: &Map<String, Value>,
-        updated_at: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE threads SET metadata = $3, updated_at = $4 WHERE id = $1 AND user_id = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(Json(metadata))
-        .bind(DbTime(updated_at))
-        .execute(&self.pool)
-        .await?;
-        written(DB::rows_affected(&done))
-    }
-
     pub(super) async fn load_threads(
         &self,
         owner: &str,
@@ -268,32 +249,35 @@ where
             }
             _ => {}
         }
-        if !DB::WRITABLE_CTE {
+        if DB::WRITABLE_CTE {
+            let mut tx = self.pool.begin().await?;
+            Self::write_reply(&mut tx, owner, changes, items).await?;
+            tx.commit().await?;
+        } else {
             // SQLite: each statement on its own (a transaction would add two hops to the
             // connection's thread). The turn lock keeps them in order; a crash between
             // them can only leave a new title or state without its reply.
-            if let Some(c) = changes {
-                let done = Self::bind_changes(sqlx::query(UPDATE_THREAD_CHANGES), owner, c)
-                    .execute(&self.pool)
-                    .await?;
-                written(DB::rows_affected(&done))?;
-            }
-            for item in items {
-                self.save_item(owner, item).await?;
-            }
-            return Ok(());
+            let mut conn = self.pool.acquire().await?;
+            Self::write_reply(&mut conn, owner, changes, items).await?;
         }
-        let mut tx = self.pool.begin().await?;
+        Ok(())
+    }
+
+    async fn write_reply(
+        conn: &mut DB::Connection,
+        owner: &str,
+        changes: Option<&ThreadChanges<'_>>,
+        items: &[&ThreadItem],
+    ) -> StoreResult<()> {
         if let Some(c) = changes {
             let done = Self::bind_changes(sqlx::query(UPDATE_THREAD_CHANGES), owner, c)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             written(DB::rows_affected(&done))?;
         }
         for item in items {
-            Self::upsert_item(&mut tx, owner, item).await?;
+            Self::upsert_item(&mut *conn, owner, item).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -100,11 +100,6 @@ impl ThreadLocks {
         }
     }
 
-    /// How long a turn waits for its thread before it is refused.
-    pub fn wait(&self) -> Duration {
-        self.inner.wait
-    }
-
     /// Takes `thread_id`'s turn, waiting at most [`Self::wait`] for the turn before it (here
     /// or on another instance) to end.
     pub async fn acquire(&self, thread_id: &str) -> Result<TurnGuard, LockError> {
@@ -177,8 +172,9 @@ impl ThreadLocks {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Threads with a turn running or waiting on this instance (for tests and metrics).
-    pub fn busy_threads(&self) -> usize {
+    /// Threads with a turn running or waiting on this instance.
+    #[cfg(test)]
+    fn busy_threads(&self) -> usize {
         self.slots().len()
     }
 }

@@ -189,11 +189,6 @@ impl LockTask {
                 abandoned.push(key);
             }
         }
-        for key in &wanted {
-            if granted.contains(key) && !self.held.contains(key) && !abandoned.contains(key) {
-                abandoned.push(*key); // granted to nobody (cannot happen; kept exact)
-            }
-        }
         if !abandoned.is_empty() {
             let _ = self.run_unlocks(&abandoned).await;
         }

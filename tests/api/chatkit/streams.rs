@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use study_mode_api::chatkit::ids;
 use study_mode_api::chatkit::reply::{CANCELLED_BY_SHUTDOWN, CANCELLED_BY_USER};
@@ -17,7 +16,7 @@ use study_mode_api::turn::{Responder, Role, TurnError, TurnEvent, TurnRequest, T
 
 use crate::per_backend;
 use crate::support::app::{Backend, spawn_app_with_responder, unique};
-use crate::support::chatkit_client::{ChatApp, assert_conforms, input, of_type, parse_sse};
+use crate::support::chatkit_client::{ChatApp, LiveSse as Live, assert_conforms, input, of_type};
 
 per_backend! {
     a_client_disconnect_saves_the_partial_reply_and_a_cancellation_note_and_drops_the_responder => disconnect;
@@ -82,68 +81,31 @@ fn slow(delay_ms: u64, count: Option<usize>) -> (Arc<Slow>, Arc<AtomicBool>) {
     (Arc::new(r), dropped)
 }
 
-/// Reads SSE frames from a live response as they arrive.
-struct Live {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: Vec<u8>,
-    pub raw: Vec<u8>,
+/// Opens `body` as `user` (checked by the oracle first) and reads it live.
+async fn open(app: &ChatApp, user: &str, body: Value) -> Live {
+    assert_conforms(json!({"cmd": "request", "body": body.to_string(), "valid": true}));
+    let resp = app
+        .chat(user)
+        .request(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    Live::new(resp)
 }
 
-impl Live {
-    async fn open(app: &ChatApp, user: &str, body: Value) -> Live {
-        assert_conforms(json!({"cmd": "request", "body": body.to_string(), "valid": true}));
-        let resp = app
-            .chat(user)
-            .request(body.to_string())
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(resp.status(), 200);
-        Live {
-            body: resp.bytes_stream().boxed(),
-            buffer: Vec::new(),
-            raw: Vec::new(),
+/// Reads until `n` text deltas have arrived; the thread id.
+async fn until_deltas(live: &mut Live, n: usize) -> String {
+    let (mut thread, mut seen) = (String::new(), 0);
+    while seen < n {
+        let e = live.next().await.expect("stream ended early");
+        if e["type"] == "thread.created" {
+            thread = e["thread"]["id"].as_str().unwrap_or_default().to_owned();
+        }
+        if e["update"]["type"] == "assistant_message.content_part.text_delta" {
+            seen += 1;
         }
     }
-
-    /// The next event, or `None` at the end of the stream.
-    async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
-                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
-                let text = String::from_utf8(frame).expect("utf-8 frame");
-                match parse_sse(&text).pop() {
-                    Some(event) => return Some(event),
-                    None => continue, // a keep-alive comment
-                }
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
-                .await
-                .expect("stream stalled");
-            match chunk {
-                Some(Ok(bytes)) => {
-                    self.raw.extend_from_slice(&bytes);
-                    self.buffer.extend_from_slice(&bytes);
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// Reads until `n` text deltas have arrived; the thread id.
-    async fn until_deltas(&mut self, n: usize) -> String {
-        let (mut thread, mut seen) = (String::new(), 0);
-        while seen < n {
-            let e = self.next().await.expect("stream ended early");
-            if e["type"] == "thread.created" {
-                thread = e["thread"]["id"].as_str().unwrap_or_default().to_owned();
-            }
-            if e["update"]["type"] == "assistant_message.content_part.text_delta" {
-                seen += 1;
-            }
-        }
-        thread
-    }
+    thread
 }
 
 fn create(text: &str) -> Value {
@@ -187,8 +149,8 @@ async fn disconnect(backend: Backend) {
     let (responder, dropped) = slow(40, None);
     let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("leaver");
-    let mut live = Live::open(&app, &user, create("tell me everything")).await;
-    let thread = live.until_deltas(3).await;
+    let mut live = open(&app, &user, create("tell me everything")).await;
+    let thread = until_deltas(&mut live, 3).await;
     drop(live); // the client goes away mid-reply
     let items = wait_for_note(&app, &user, &thread).await;
     let kinds: Vec<&str> = items.iter().map(|i| i.kind.type_name()).collect();
@@ -219,8 +181,8 @@ async fn shutdown(backend: Backend) {
     let (responder, dropped) = slow(40, None);
     let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("student");
-    let mut live = Live::open(&app, &user, create("long answer please")).await;
-    let thread = live.until_deltas(2).await;
+    let mut live = open(&app, &user, create("long answer please")).await;
+    let thread = until_deltas(&mut live, 2).await;
     app.state.shutdown.cancel();
     let mut last = Value::Null;
     while let Some(e) = live.next().await {
@@ -243,7 +205,7 @@ async fn durability(backend: Backend) {
     let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("student");
     let store = app.state.chatkit.store.clone();
-    let mut live = Live::open(&app, &user, create("remember me")).await;
+    let mut live = open(&app, &user, create("remember me")).await;
     let mut thread = String::new();
     let mut checked = 0;
     while let Some(e) = live.next().await {
@@ -460,8 +422,8 @@ async fn graceful_stop(backend: Backend) {
     let mut app =
         spawn_app_with_responder(backend, &[("SHUTDOWN_TIMEOUT_SECS", "1")], responder).await;
     let user = unique("student");
-    let mut live = Live::open(&app, &user, create("keep talking")).await;
-    let thread = live.until_deltas(2).await;
+    let mut live = open(&app, &user, create("keep talking")).await;
+    let thread = until_deltas(&mut live, 2).await;
     let stopped = app.begin_shutdown();
     let mut last = Value::Null;
     while let Some(e) = live.next().await {
@@ -502,7 +464,7 @@ async fn silent_disconnect(backend: Backend) {
     let (responder, dropped) = slow(3000, None);
     let app = spawn_app_with_responder(backend, &[], responder).await;
     let user = unique("leaver");
-    let mut live = Live::open(&app, &user, create("slow model")).await;
+    let mut live = open(&app, &user, create("slow model")).await;
     let mut thread = String::new();
     while let Some(e) = live.next().await {
         if e["type"] == "thread.created" {
@@ -532,7 +494,7 @@ async fn keepalive(backend: Backend) {
     // The first delta comes after 2.6 s; with a 1 s keep-alive, two comments come before it.
     let (responder, _) = slow(2600, Some(2));
     let app = spawn_app_with_responder(backend, &[("SSE_KEEPALIVE_SECS", "1")], responder).await;
-    let mut live = Live::open(&app, &unique("patient"), create("slow model")).await;
+    let mut live = open(&app, &unique("patient"), create("slow model")).await;
     let mut events = Vec::new();
     while let Some(e) = live.next().await {
         events.push(e);

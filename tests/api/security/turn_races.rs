@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use study_mode_api::turn::{Responder, TurnEvent, TurnRequest, TurnStream};
 
 use super::client_error;
 use crate::support::app::{Backend, TestApp, spawn_app_with_responder, unique};
-use crate::support::chatkit_client::{Chat, input, of_type, parse_sse};
+use crate::support::chatkit_client::{Chat, LiveSse, input, of_type};
 
 /// Answers `re: <message>` in `words` deltas, `delay` apart; counts deltas it produced and
 /// notes when a stream of it was dropped.
@@ -93,59 +92,9 @@ impl Model {
     }
 }
 
-/// Reads a live SSE answer event by event.
-struct Live {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: Vec<u8>,
-    events: Vec<Value>,
-}
-
-impl Live {
-    async fn open(chat: &Chat, body: Value) -> Live {
-        let resp = chat.request(body.to_string()).send().await.expect("send");
-        assert_eq!(resp.status(), 200);
-        Live {
-            body: resp.bytes_stream().boxed(),
-            buffer: Vec::new(),
-            events: Vec::new(),
-        }
-    }
-
-    /// The next event, `None` at the end of the stream.
-    async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
-                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = parse_sse(&String::from_utf8(frame).expect("utf-8")).pop() {
-                    self.events.push(event.clone());
-                    return Some(event);
-                }
-                continue;
-            }
-            match tokio::time::timeout(Duration::from_secs(20), self.body.next())
-                .await
-                .expect("the stream went silent for 20 s")
-            {
-                Some(chunk) => self.buffer.extend_from_slice(&chunk.expect("chunk")),
-                None => return None,
-            }
-        }
-    }
-
-    /// Reads until an event of `kind` for which `pick` holds.
-    async fn until(&mut self, kind: &str, pick: impl Fn(&Value) -> bool) -> Value {
-        while let Some(event) = self.next().await {
-            if event["type"] == kind && pick(&event) {
-                return event;
-            }
-        }
-        panic!("the stream ended before a {kind}: {:?}", self.events);
-    }
-
-    async fn rest(mut self) -> Vec<Value> {
-        while self.next().await.is_some() {}
-        self.events
-    }
+/// Sends `body` and reads the answer live.
+async fn open(chat: &Chat, body: Value) -> LiveSse {
+    LiveSse::new(chat.request(body.to_string()).send().await.expect("send"))
 }
 
 fn message(thread: &str, text: &str) -> Value {
@@ -182,7 +131,7 @@ async fn retry_races_a_message(a: &TestApp, b: &TestApp) {
     assert_eq!(item_type(&first), "user_message");
     for round in 0..3 {
         let text = format!("second {round}");
-        let mut pending = Live::open(&on_a, message(&thread, &text)).await;
+        let mut pending = open(&on_a, message(&thread, &text)).await;
         // Acknowledged: the message is stored and its reply has begun.
         let acked = pending
             .until("thread.item.done", |e| {
@@ -257,7 +206,7 @@ async fn a_turn_held_too_long_is_refused(a: &TestApp, b: &TestApp) {
     let on_a = Chat::new(&a.address, &owner);
     let on_b = Chat::new(&b.address, &owner);
     let (thread, _) = on_a.create("hello").await;
-    let mut pending = Live::open(&on_a, message(&thread, "long one")).await;
+    let mut pending = open(&on_a, message(&thread, "long one")).await;
     pending.until("thread.item.updated", |_| true).await;
     let started = Instant::now();
     let refuse = async {
@@ -323,7 +272,7 @@ async fn a_delete_stops_the_reply(model: &Model, a: &TestApp, b: &TestApp) {
     let (thread, _) = on_a.create("hello").await;
     let before = model.responder.produced.load(Ordering::SeqCst);
     model.responder.dropped.store(false, Ordering::SeqCst);
-    let mut pending = Live::open(&on_a, message(&thread, "a long answer please")).await;
+    let mut pending = open(&on_a, message(&thread, "a long answer please")).await;
     pending
         .until("thread.item.updated", |e| {
             e["update"]["type"] == "assistant_message.content_part.text_delta"

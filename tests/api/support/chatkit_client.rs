@@ -265,6 +265,73 @@ pub fn input(text: &str) -> Value {
     json!({"content": [{"type": "input_text", "text": text}], "attachments": [], "inference_options": {}})
 }
 
+/// A streaming answer read event by event while it is still running.
+pub struct LiveSse {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: Vec<u8>,
+    /// Every byte received so far.
+    pub raw: Vec<u8>,
+    /// Every event read so far.
+    pub events: Vec<Value>,
+}
+
+impl LiveSse {
+    /// The reader of a `200` answer.
+    pub fn new(response: reqwest::Response) -> Self {
+        use futures::StreamExt;
+        assert_eq!(response.status(), 200);
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+            raw: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments skipped), or `None` at the end of the stream.
+    /// Panics when the stream stays silent for 20 s.
+    pub async fn next(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let text = String::from_utf8(frame).expect("utf-8 frame");
+                if let Some(event) = parse_sse(&text).pop() {
+                    self.events.push(event.clone());
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), self.body.next())
+                .await
+                .expect("the stream went silent for 20 s");
+            match chunk {
+                Some(Ok(bytes)) => {
+                    self.raw.extend_from_slice(&bytes);
+                    self.buffer.extend_from_slice(&bytes);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads until an event of `kind` for which `pick` holds.
+    pub async fn until(&mut self, kind: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        while let Some(event) = self.next().await {
+            if event["type"] == kind && pick(&event) {
+                return event;
+            }
+        }
+        panic!("the stream ended before a {kind}: {:?}", self.events);
+    }
+
+    /// Every event, the rest read to the end.
+    pub async fn rest(mut self) -> Vec<Value> {
+        while self.next().await.is_some() {}
+        self.events
+    }
+}
+
 /// The events of `answer` whose `type` is `kind`.
 pub fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
     events

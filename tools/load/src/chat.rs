@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Args;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -247,8 +247,7 @@ async fn run_share(args: &ChatArgs, index: u32) -> anyhow::Result<Raw> {
             Some(u) => u.clone(),
             None => format!("{}-{i}", args.user_prefix),
         };
-        let source = (sources.len() > 1 || sources[0] != IpAddr::from([127, 0, 0, 1]))
-            .then(|| sources[(i % sources.len() as u64) as usize]);
+        let source = net::pick_source(&sources, i as usize);
         let shared = shared.clone();
         tasks.spawn(async move {
             let deadline = release.unwrap_or(intended + timeout);
@@ -296,11 +295,7 @@ async fn one_stream(
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("handshake: {e}")),
     };
-    let request = hyper::Request::post("/chatkit")
-        .header(hyper::header::HOST, &shared.target.authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header("x-user-id", user)
-        .body(Full::new(shared.body.clone()));
+    let request = net::chatkit_post(&shared.target, "/chatkit", &user, shared.body.clone());
     let request = match request {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("request: {e}")),

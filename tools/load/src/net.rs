@@ -61,6 +61,40 @@ pub fn parse_sources(spec: &str) -> anyhow::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// The source address of client `i`: round robin over `sources`, `None` (the kernel's choice)
+/// when the only source is 127.0.0.1.
+pub fn pick_source(sources: &[IpAddr], i: usize) -> Option<IpAddr> {
+    let ip = sources[i % sources.len()];
+    (sources.len() > 1 || ip != IpAddr::from([127, 0, 0, 1])).then_some(ip)
+}
+
+/// A ChatKit `POST` of `body` to `path` as the dev-mode user `user`.
+pub fn chatkit_post(
+    target: &Target,
+    path: &str,
+    user: &str,
+    body: Bytes,
+) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> {
+    hyper::Request::post(path)
+        .header(hyper::header::HOST, &target.authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header("x-user-id", user)
+        .body(Full::new(body))
+}
+
+/// Waits for every worker, at most until `deadline`; the rest are aborted (a server that stops
+/// answering cannot hold a run past its grace period).
+pub async fn join_until(mut workers: tokio::task::JoinSet<()>, deadline: std::time::Instant) {
+    let grace = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = workers.join_next() => if next.is_none() { break },
+            _ = &mut grace => { workers.abort_all(); break }
+        }
+    }
+}
+
 /// Opens a TCP connection to `target`, bound to `source` when given (spreads the 4-tuples over
 /// several loopback addresses so one address's ephemeral ports do not run out).
 pub async fn connect(target: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {

@@ -106,30 +106,17 @@ async fn measure(args: &SuggestionsArgs) -> anyhow::Result<Tally> {
     let mut workers = tokio::task::JoinSet::new();
     let schedule = args.rate.map(|rate| spawn_schedule(rate, start, end));
     for i in 0..args.connections {
-        let source = pick_source(&sources, i);
+        let source = net::pick_source(&sources, i);
         let shared = shared.clone();
         let queue = schedule.as_ref().map(|(_, rx)| rx.clone());
         workers.spawn(async move { worker(shared, source, queue, end).await });
     }
-    // Bounded: a server that stops answering cannot hold the run past a grace period.
-    let grace = tokio::time::sleep_until((end + Duration::from_secs(10)).into());
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            next = workers.join_next() => if next.is_none() { break },
-            _ = &mut grace => { workers.abort_all(); break }
-        }
-    }
+    net::join_until(workers, end + Duration::from_secs(10)).await;
     if let Some((ticker, _)) = schedule {
         ticker.abort();
     }
     let tally = std::mem::take(&mut *shared.tally.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(tally)
-}
-
-fn pick_source(sources: &[IpAddr], i: usize) -> Option<IpAddr> {
-    let ip = sources[i % sources.len()];
-    (sources.len() > 1 || ip != IpAddr::from([127, 0, 0, 1])).then_some(ip)
 }
 
 type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Instant>>>;

@@ -243,20 +243,12 @@ async fn measure(args: &TurnsArgs) -> anyhow::Result<(Tally, Option<CpuWindow>)>
     let ticks_per_sec = procfs::clock_ticks_per_sec();
     let mut workers = tokio::task::JoinSet::new();
     for i in 0..args.concurrency {
-        let ip = sources[i % sources.len()];
-        let source = (sources.len() > 1 || ip != IpAddr::from([127, 0, 0, 1])).then_some(ip);
+        let source = net::pick_source(&sources, i);
         let user = format!("{}-{i}", args.user_prefix);
         workers.spawn(worker(shared.clone(), source, user));
     }
     // Turns still running at the end do not count; wait for them a little, then drop them.
-    let grace = tokio::time::sleep_until((end + Duration::from_secs(5)).into());
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            next = workers.join_next() => if next.is_none() { break },
-            _ = &mut grace => { workers.abort_all(); break }
-        }
-    }
+    net::join_until(workers, end + Duration::from_secs(5)).await;
     let cpu = match cpu {
         Some(handle) => {
             let (start, end) = handle.await?;
@@ -321,11 +313,7 @@ async fn one_turn(
     let Some(sender) = conn.as_mut() else {
         return Turn::Failed("no connection".into());
     };
-    let request = hyper::Request::post(shared.path.as_str())
-        .header(hyper::header::HOST, &shared.target.authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header("x-user-id", user)
-        .body(Full::new(shared.body.clone()));
+    let request = net::chatkit_post(&shared.target, &shared.path, user, shared.body.clone());
     let request = match request {
         Ok(r) => r,
         Err(e) => return Turn::Failed(format!("request: {e}")),
