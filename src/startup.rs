@@ -108,7 +108,8 @@ impl Application {
             Arc::new(tutor)
         });
         let store = ThreadStore::new(&db, &StoreMetrics::register(registry))
-            .with_page_max_bytes(settings.server.page_max_bytes);
+            .with_page_max_bytes(settings.server.page_max_bytes)
+            .with_write_batch(settings.database.write_batch);
         let shutdown = CancellationToken::new();
         let chatkit = ChatKit::new(
             store,

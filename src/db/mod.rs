@@ -15,6 +15,7 @@ pub use settings::{DatabaseSettings, SETTINGS};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sqlx::{PgPool, SqlitePool};
 
@@ -132,21 +133,29 @@ pub struct StoreOpLabels {
     pub operation: &'static str,
 }
 
-/// Store latency by backend and operation.
-#[derive(Debug)]
+/// Store latency by backend and operation, and the size of PostgreSQL's group commits.
+#[derive(Debug, Clone)]
 pub struct StoreMetrics {
     pub duration: HistogramFamily<StoreOpLabels>,
+    /// Writes committed by each group-commit statement.
+    pub write_batch: Histogram,
 }
 
 impl StoreMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             duration: histogram_family(),
+            write_batch: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
         };
         registry.register(
             "store_operation_duration_seconds",
             "Store operation latency by backend and operation",
             m.duration.clone(),
+        );
+        registry.register(
+            "store_write_batch_size",
+            "Turn writes committed together by one group-commit statement (PostgreSQL)",
+            m.write_batch.clone(),
         );
         m
     }
@@ -159,7 +168,7 @@ impl StoreMetrics {
     }
 }
 
-/// Shared pool timeouts: broken connections are detected before use (`test_before_acquire`)
+/// Shared pool timeouts: connections idle for a second are pinged before use (`postgres::PING_IDLE`)
 /// and connections are recycled hourly, as a managed PostgreSQL expects.
 fn pool_lifetimes() -> (Duration, Duration) {
     (Duration::from_secs(3600), Duration::from_secs(600))

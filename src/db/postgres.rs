@@ -12,9 +12,12 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha384};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 
 use super::{DatabaseSettings, DbError, pool_lifetimes};
+
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Our schema (first on every connection's search path).
 pub const SCHEMA: &str = "study_mode";
@@ -56,7 +59,19 @@ pub(super) async fn pool(settings: &DatabaseSettings) -> Result<PgPool, DbError>
         .acquire_timeout(settings.acquire_timeout)
         .max_lifetime(max_lifetime)
         .idle_timeout(idle_timeout)
-        .test_before_acquire(true)
+        // A connection idle for a while is pinged before use (a restarted server or a dropped
+        // NAT entry shows there, not in a user's statement); one just returned by another
+        // request is not: sqlx's `test_before_acquire` would add a round trip to every
+        // statement (most of the turn path's).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?)
 }

@@ -15,6 +15,8 @@ pub struct DatabaseSettings {
     pub min_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
+    /// Most turn writes committed by one statement (PostgreSQL group commit); 1 = each alone.
+    pub write_batch: usize,
 }
 
 /// Variables read by this module.
@@ -44,6 +46,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "`30`",
         "PostgreSQL `statement_timeout` of every connection.",
     ),
+    SettingDoc::new(
+        "DATABASE_WRITE_BATCH",
+        "`64`",
+        "PostgreSQL group commit: most turn writes (new thread, message, reply) that share one \
+         statement and commit; each is acknowledged after that commit. `1` writes each alone.",
+    ),
 ];
 
 /// Where the embedded store lives when `DATABASE_URL` is unset.
@@ -70,12 +78,17 @@ impl DatabaseSettings {
                 "must not exceed DATABASE_MAX_CONNECTIONS",
             );
         }
+        let write_batch = env.parse_or("DATABASE_WRITE_BATCH", 64usize);
+        if write_batch == 0 {
+            env.error("DATABASE_WRITE_BATCH", "must be at least 1");
+        }
         Self {
             url: url.into(),
             max_connections,
             min_connections,
             acquire_timeout: env.secs_or("DATABASE_ACQUIRE_TIMEOUT_SECS", 30),
             statement_timeout: env.secs_or("DATABASE_STATEMENT_TIMEOUT_SECS", 30),
+            write_batch,
         }
     }
 

@@ -41,6 +41,9 @@ pub(super) async fn connect(settings: &DatabaseSettings) -> Result<SqlitePool, D
         .acquire_timeout(settings.acquire_timeout)
         .max_lifetime(max_lifetime)
         .idle_timeout(idle_timeout)
+        // An embedded connection cannot break the way a socket does; sqlx's default ping on
+        // every acquire is a round trip to the connection's thread per statement.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

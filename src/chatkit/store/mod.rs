@@ -8,10 +8,12 @@
 //!
 //! Every operation takes the owner (`CurrentUser::id`) and filters on it, so another user's
 //! thread or item is indistinguishable from a missing one. Every write is committed before the
-//! call returns (no background queue). Pages are ordered by `(created_at, id)` and filter hidden
+//! call returns: on PostgreSQL the turn path's writes may share one statement with other
+//! turns' (`group_commit.rs`), but each call still returns only after that commit. Pages are ordered by `(created_at, id)` and filter hidden
 //! items in SQL, so pages are never cut short by them.
 
 mod dialect;
+mod group_commit;
 mod sql;
 
 use std::future::Future;
@@ -24,6 +26,7 @@ use sqlx::{Postgres, Sqlite};
 use super::request::Order;
 use super::types::{Page, Thread, ThreadItem};
 use crate::db::{Database, StoreMetrics};
+use group_commit::{GroupCommit, Write};
 use sql::SqlStore;
 
 /// A thread without its items: what [`ThreadStore::save_thread`] takes, so items can never be
@@ -144,6 +147,8 @@ pub struct ThreadStore {
     /// Most bytes of item JSON in one page (`PAGE_MAX_BYTES`): a page stops early, with
     /// `has_more` and `after` set, rather than hold 100 items of a megabyte each.
     page_max_bytes: usize,
+    /// The turn path's writes, batched (PostgreSQL with `DATABASE_WRITE_BATCH` > 1).
+    group: Option<GroupCommit>,
 }
 
 /// Default of [`ThreadStore::with_page_max_bytes`]: 4 MiB.
@@ -162,14 +167,29 @@ impl ThreadStore {
             Database::Postgres(p) => Backend::Postgres(SqlStore::new(p.clone())),
             Database::Sqlite(p) => Backend::Sqlite(SqlStore::new(p.clone())),
         };
-        let metrics = std::sync::Arc::new(StoreMetrics {
-            duration: metrics.duration.clone(),
-        });
+        let metrics = std::sync::Arc::new(metrics.clone());
         Self {
             backend,
             metrics,
             page_max_bytes: PAGE_MAX_BYTES,
+            group: None,
         }
+    }
+
+    /// The same store committing the turn path's writes (new thread with its message, a
+    /// message, a reply) in groups of at most `max` per statement on PostgreSQL
+    /// (`group_commit.rs`); `max` ≤ 1, or SQLite, writes each on its own. Starts a task: call
+    /// inside the runtime.
+    pub fn with_write_batch(mut self, max: usize) -> Self {
+        self.group = match &self.backend {
+            Backend::Postgres(s) if max > 1 => Some(GroupCommit::start(
+                s.pool().clone(),
+                max,
+                self.metrics.write_batch.clone(),
+            )),
+            _ => None,
+        };
+        self
     }
 
     /// The same store with pages bounded to `bytes` of item JSON (at least one item a page).
@@ -227,6 +247,12 @@ impl ThreadStore {
         thread: &ThreadRecord,
         item: &ThreadItem,
     ) -> StoreResult<()> {
+        if let Some(group) = &self.group {
+            let write = Write::create(owner, thread, item);
+            return self
+                .timed("save_thread_with_item", group.write(write))
+                .await;
+        }
         dispatch!(self, "save_thread_with_item", s => s.save_thread_with_item(owner, thread, item))
     }
 
@@ -263,11 +289,19 @@ impl ThreadStore {
         changes: Option<&ThreadChanges<'_>>,
         items: &[&ThreadItem],
     ) -> StoreResult<()> {
+        if let Some(group) = &self.group {
+            let write = Write::reply(owner, changes, items);
+            return self.timed("save_reply", group.write(write)).await;
+        }
         dispatch!(self, "save_reply", s => s.save_reply(owner, changes, items))
     }
 
     /// Inserts or replaces an item of the owner's thread (`NoSuchThread` otherwise).
     pub async fn save_item(&self, owner: &str, item: &ThreadItem) -> StoreResult<()> {
+        if let Some(group) = &self.group {
+            let write = Write::reply(owner, None, &[item]);
+            return self.timed("save_item", group.write(write)).await;
+        }
         dispatch!(self, "save_item", s => s.save_item(owner, item))
     }
 

@@ -47,6 +47,10 @@ impl<DB: sqlx::Database> SqlStore<DB> {
     pub(super) fn new(pool: Pool<DB>) -> Self {
         Self { pool }
     }
+
+    pub(super) fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
 }
 
 /// Inserts or updates a thread (`$1`…`$9`); updating another owner's thread writes nothing.

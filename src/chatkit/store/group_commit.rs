@@ -1,0 +1,421 @@
+//! Group commit on PostgreSQL: the turn path's writes of many concurrent turns in one statement.
+//!
+//! Owns: [`GroupCommit`], one writer task per store. A turn's writes (a new thread with its first
+//! message, a user message, a reply with the thread's changes) become a [`Write`] sent to the
+//! writer; the writer takes every write that queued up while its previous statement ran (up to
+//! `DATABASE_WRITE_BATCH`), writes them all with one data-modifying statement (`UNNEST` of
+//! arrays: thread inserts, thread updates, item upserts; [`BATCH_SQL`]) and answers each write
+//! after that statement committed. So the ack of every item still follows its commit, while
+//! PostgreSQL parses, plans and commits once per batch instead of once per turn.
+//!
+//! Each write's answer is its own: the statement returns the rows it wrote, and a write whose
+//! thread is gone or someone else's gets `NoSuchThread`, as the one-write statements of
+//! `sql.rs` do. A batch never holds two writes of one thread (a data-modifying `WITH` must not
+//! touch a row twice); a later write of the same thread waits for the next batch. When the
+//! batch statement fails (a row PostgreSQL refuses, a thread deleted under the batch), every
+//! write of it is retried alone, concurrently, so one bad write fails alone.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use prometheus_client::metrics::histogram::Histogram;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreResult, ThreadChanges, ThreadRecord, ThreadStoreError};
+use crate::chatkit::types::ThreadItem;
+
+/// Writes queued for the writer before a sender waits (backpressure, not loss).
+const QUEUE: usize = 4096;
+
+/// The turn path's writes of one store, committed in batches by one task.
+#[derive(Debug, Clone)]
+pub(super) struct GroupCommit {
+    tx: mpsc::Sender<Job>,
+}
+
+/// One turn's write, owned so it can wait in the queue.
+#[derive(Debug)]
+pub(super) struct Write {
+    owner: String,
+    /// A new thread (upserted, as `save_thread_with_item`), its items then require it.
+    create: Option<NewThread>,
+    /// What a reply changed of its thread; its items then require that update.
+    changes: Option<Changes>,
+    items: Vec<ItemRow>,
+}
+
+#[derive(Debug)]
+struct NewThread {
+    id: String,
+    organization_id: Option<String>,
+    lesson_path: Option<String>,
+    title: Option<String>,
+    status: String,
+    metadata: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct Changes {
+    thread_id: String,
+    set_title: bool,
+    title: Option<String>,
+    set_metadata: bool,
+    metadata: String,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct ItemRow {
+    id: String,
+    thread_id: String,
+    item_type: &'static str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    data: String,
+}
+
+impl ItemRow {
+    fn new(item: &ThreadItem) -> Self {
+        Self {
+            id: item.id.clone(),
+            thread_id: item.thread_id.clone(),
+            item_type: item.kind.type_name(),
+            created_at: item.created_at,
+            updated_at: Utc::now(),
+            data: json(item),
+        }
+    }
+}
+
+/// `items` without earlier copies of the same item (the last copy wins, as when the upserts
+/// ran one after another): one statement may write an item only once.
+fn last_copies<'a>(items: &'a [&'a ThreadItem]) -> impl Iterator<Item = &'a ThreadItem> {
+    items.iter().enumerate().filter_map(move |(n, item)| {
+        let later = items[n + 1..]
+            .iter()
+            .any(|other| other.id == item.id && other.thread_id == item.thread_id);
+        (!later).then_some(*item)
+    })
+}
+
+/// The JSON of a value the store writes (serialising the protocol's types cannot fail).
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+impl Write {
+    /// A new thread with its first item.
+    pub(super) fn create(owner: &str, t: &ThreadRecord, item: &ThreadItem) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            create: Some(NewThread {
+                id: t.id.clone(),
+                organization_id: t.organization_id.clone(),
+                lesson_path: t.lesson_path.clone(),
+                title: t.title.clone(),
+                status: json(&t.status),
+                metadata: json(&t.metadata),
+                created_at: t.created_at,
+                updated_at: t.updated_at,
+            }),
+            changes: None,
+            items: vec![ItemRow::new(item)],
+        }
+    }
+
+    /// A reply's thread changes (if any) and items; with neither it writes nothing.
+    pub(super) fn reply(
+        owner: &str,
+        changes: Option<&ThreadChanges<'_>>,
+        items: &[&ThreadItem],
+    ) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            create: None,
+            changes: changes.map(|c| Changes {
+                thread_id: c.thread.id.clone(),
+                set_title: c.title,
+                title: c.thread.title.clone(),
+                set_metadata: c.metadata,
+                metadata: json(&c.thread.metadata),
+                updated_at: c.thread.updated_at,
+            }),
+            items: last_copies(items).map(ItemRow::new).collect(),
+        }
+    }
+
+    /// The threads this write touches (a batch holds each at most once).
+    fn threads(&self) -> impl Iterator<Item = &str> {
+        let create = self.create.as_ref().map(|t| t.id.as_str());
+        let changes = self.changes.as_ref().map(|c| c.thread_id.as_str());
+        let items = self.items.iter().map(|i| i.thread_id.as_str());
+        create.into_iter().chain(changes).chain(items)
+    }
+}
+
+#[derive(Debug)]
+struct Job {
+    write: Write,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
+impl GroupCommit {
+    /// Starts the writer on `pool`, taking at most `max_batch` writes per statement. The task
+    /// ends when the last clone of the store is dropped, after answering what it holds.
+    /// `sizes` records the writes of each statement.
+    pub(super) fn start(pool: PgPool, max_batch: usize, sizes: Histogram) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx, max_batch.max(1), sizes));
+        Self { tx }
+    }
+
+    /// Commits `write` with whatever else is waiting; returns after the commit.
+    pub(super) async fn write(&self, write: Write) -> StoreResult<()> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send(Job { write, done })
+            .await
+            .map_err(|_| ThreadStoreError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .unwrap_or(Err(ThreadStoreError::Database(sqlx::Error::PoolClosed)))
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, sizes: Histogram) {
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        let mut threads: HashSet<String> = HashSet::new();
+        threads.extend(batch[0].write.threads().map(str::to_owned));
+        while batch.len() < max_batch {
+            let Ok(job) = rx.try_recv() else { break };
+            if job.write.threads().any(|t| threads.contains(t)) {
+                carried = Some(job);
+                break;
+            }
+            threads.extend(job.write.threads().map(str::to_owned));
+            batch.push(job);
+        }
+        sizes.observe(batch.len() as f64);
+        commit(&pool, batch).await;
+    }
+}
+
+/// Writes `batch` in one statement and answers every job; on failure each job alone.
+async fn commit(pool: &PgPool, batch: Vec<Job>) {
+    let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
+    let error = match execute(pool, &writes).await {
+        Ok(results) => {
+            for (job, result) in batch.into_iter().zip(results) {
+                let _ = job.done.send(result);
+            }
+            return;
+        }
+        Err(e) => e,
+    };
+    let mut batch = batch;
+    if batch.len() == 1 {
+        if let Some(job) = batch.pop() {
+            let _ = job.done.send(Err(error.into()));
+        }
+        return;
+    }
+    tracing::debug!(error = %error, writes = batch.len(), "group commit failed; writing alone");
+    join_all(batch.into_iter().map(|job| async move {
+        let result = match execute(pool, &[&job.write]).await {
+            Ok(mut results) => results.pop().unwrap_or(Err(ThreadStoreError::NoSuchThread)),
+            Err(e) => Err(e.into()),
+        };
+        let _ = job.done.send(result);
+    }))
+    .await;
+}
+
+/// The batch statement. `nt`: new threads (upserts, another owner's id untouched); `ut`: a
+/// reply's changes to the owner's thread; `it`: item upserts, each requiring its thread as its
+/// write does (`via`: 1 = created in `nt`, 2 = updated in `ut`, 0 = the owner's existing
+/// thread). It returns the threads `ut` updated (kind 2) and the items `it` wrote (kind 0),
+/// from which each write's answer is read.
+const BATCH_SQL: &str = "WITH nt AS (\
+     INSERT INTO threads (id, user_id, organization_id, lesson_path, title, status, metadata, \
+     created_at, updated_at) \
+     SELECT n.id, n.user_id, n.organization_id, n.lesson_path, n.title, n.status::jsonb, \
+     n.metadata::jsonb, n.created_at, n.updated_at \
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::timestamptz[], $9::timestamptz[]) \
+     AS n(id, user_id, organization_id, lesson_path, title, status, metadata, created_at, updated_at) \
+     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
+     metadata = excluded.metadata, updated_at = excluded.updated_at \
+     WHERE threads.user_id = excluded.user_id \
+     RETURNING id, user_id), \
+     ut AS (\
+     UPDATE threads SET title = CASE WHEN c.set_title THEN c.title ELSE threads.title END, \
+     metadata = CASE WHEN c.set_metadata THEN c.metadata::jsonb ELSE threads.metadata END, \
+     updated_at = c.updated_at \
+     FROM UNNEST($10::text[], $11::text[], $12::bool[], $13::text[], $14::bool[], $15::text[], \
+     $16::timestamptz[]) AS c(id, user_id, set_title, title, set_metadata, metadata, updated_at) \
+     WHERE threads.id = c.id AND threads.user_id = c.user_id \
+     RETURNING threads.id, threads.user_id), \
+     it AS (\
+     INSERT INTO items (id, thread_id, user_id, item_type, created_at, updated_at, data) \
+     SELECT u.id, u.thread_id, u.user_id, u.item_type, u.created_at, u.updated_at, u.data::jsonb \
+     FROM UNNEST($17::text[], $18::text[], $19::text[], $20::text[], $21::timestamptz[], \
+     $22::timestamptz[], $23::text[], $24::int2[]) \
+     AS u(id, thread_id, user_id, item_type, created_at, updated_at, data, via) \
+     WHERE CASE u.via \
+     WHEN 1 THEN EXISTS (SELECT 1 FROM nt WHERE nt.id = u.thread_id AND nt.user_id = u.user_id) \
+     WHEN 2 THEN EXISTS (SELECT 1 FROM ut WHERE ut.id = u.thread_id AND ut.user_id = u.user_id) \
+     ELSE EXISTS (SELECT 1 FROM threads t WHERE t.id = u.thread_id AND t.user_id = u.user_id) END \
+     ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
+     data = excluded.data, updated_at = excluded.updated_at \
+     WHERE items.user_id = excluded.user_id \
+     RETURNING items.thread_id, items.id) \
+     SELECT 2::int2 AS kind, id AS thread_id, '' AS item_id FROM ut \
+     UNION ALL SELECT 0::int2, thread_id, id FROM it";
+
+/// Runs [`BATCH_SQL`] for `writes` (no two touching one thread) and reads each one's answer.
+async fn execute(pool: &PgPool, writes: &[&Write]) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
+    let mut n = NewColumns::default();
+    let mut c = ChangeColumns::default();
+    let mut i = ItemColumns::default();
+    for w in writes {
+        if let Some(t) = &w.create {
+            n.id.push(t.id.as_str());
+            n.user_id.push(w.owner.as_str());
+            n.organization_id.push(t.organization_id.as_deref());
+            n.lesson_path.push(t.lesson_path.as_deref());
+            n.title.push(t.title.as_deref());
+            n.status.push(t.status.as_str());
+            n.metadata.push(t.metadata.as_str());
+            n.created_at.push(t.created_at);
+            n.updated_at.push(t.updated_at);
+        }
+        if let Some(ch) = &w.changes {
+            c.id.push(ch.thread_id.as_str());
+            c.user_id.push(w.owner.as_str());
+            c.set_title.push(ch.set_title);
+            c.title.push(ch.title.as_deref());
+            c.set_metadata.push(ch.set_metadata);
+            c.metadata.push(ch.metadata.as_str());
+            c.updated_at.push(ch.updated_at);
+        }
+        let via: i16 = match (&w.create, &w.changes) {
+            (Some(_), _) => 1,
+            (None, Some(_)) => 2,
+            (None, None) => 0,
+        };
+        for item in &w.items {
+            i.id.push(item.id.as_str());
+            i.thread_id.push(item.thread_id.as_str());
+            i.user_id.push(w.owner.as_str());
+            i.item_type.push(item.item_type);
+            i.created_at.push(item.created_at);
+            i.updated_at.push(item.updated_at);
+            i.data.push(item.data.as_str());
+            i.via.push(via);
+        }
+    }
+    let rows: Vec<(i16, String, String)> = sqlx::query_as(BATCH_SQL)
+        .bind(&n.id)
+        .bind(&n.user_id)
+        .bind(&n.organization_id)
+        .bind(&n.lesson_path)
+        .bind(&n.title)
+        .bind(&n.status)
+        .bind(&n.metadata)
+        .bind(&n.created_at)
+        .bind(&n.updated_at)
+        .bind(&c.id)
+        .bind(&c.user_id)
+        .bind(&c.set_title)
+        .bind(&c.title)
+        .bind(&c.set_metadata)
+        .bind(&c.metadata)
+        .bind(&c.updated_at)
+        .bind(&i.id)
+        .bind(&i.thread_id)
+        .bind(&i.user_id)
+        .bind(&i.item_type)
+        .bind(&i.created_at)
+        .bind(&i.updated_at)
+        .bind(&i.data)
+        .bind(&i.via)
+        .fetch_all(pool)
+        .await?;
+    let mut updated: HashSet<&str> = HashSet::new();
+    let mut items: HashSet<(&str, &str)> = HashSet::new();
+    for (kind, thread_id, item_id) in &rows {
+        match kind {
+            0 => items.insert((thread_id.as_str(), item_id.as_str())),
+            _ => updated.insert(thread_id.as_str()),
+        };
+    }
+    Ok(writes
+        .iter()
+        .map(|w| {
+            let thread_done = match &w.changes {
+                Some(ch) => updated.contains(ch.thread_id.as_str()),
+                None => true,
+            };
+            // A create answers by its item (as `save_thread_with_item` does): the item was
+            // written only if its thread was.
+            let ok = thread_done
+                && w.items
+                    .iter()
+                    .all(|item| items.contains(&(item.thread_id.as_str(), item.id.as_str())));
+            if ok {
+                Ok(())
+            } else {
+                Err(ThreadStoreError::NoSuchThread)
+            }
+        })
+        .collect())
+}
+
+#[derive(Default)]
+struct NewColumns<'a> {
+    id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    organization_id: Vec<Option<&'a str>>,
+    lesson_path: Vec<Option<&'a str>>,
+    title: Vec<Option<&'a str>>,
+    status: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct ChangeColumns<'a> {
+    id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    set_title: Vec<bool>,
+    title: Vec<Option<&'a str>>,
+    set_metadata: Vec<bool>,
+    metadata: Vec<&'a str>,
+    updated_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct ItemColumns<'a> {
+    id: Vec<&'a str>,
+    thread_id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    item_type: Vec<&'a str>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+    data: Vec<&'a str>,
+    via: Vec<i16>,
+}
