@@ -4,7 +4,10 @@
 //! checks the chat rate limit, calls [`ChatKit::process`] and maps the reply to a response.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,7 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -228,17 +231,7 @@ fn respond(reply: Reply, keepalive: Option<Duration>) -> Response {
     match reply {
         Reply::Json(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Reply::Stream(rx) => {
-            let frames = futures::stream::unfold(rx, move |mut rx| async move {
-                let frame = match keepalive {
-                    Some(every) => match tokio::time::timeout(every, rx.recv()).await {
-                        Ok(frame) => frame,
-                        Err(_) => Some(Bytes::from_static(KEEPALIVE)),
-                    },
-                    None => rx.recv().await,
-                };
-                frame.map(|frame| (Ok::<_, Infallible>(frame), rx))
-            });
-            let mut response = Body::from_stream(frames).into_response();
+            let mut response = Body::from_stream(SseBody::new(rx, keepalive)).into_response();
             let h = response.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -251,9 +244,151 @@ fn respond(reply: Reply, keepalive: Option<Duration>) -> Response {
     }
 }
 
+/// Most bytes of frames joined into one chunk of the body.
+const MAX_CHUNK: usize = 64 * 1024;
+
+/// The body of a stream: the driver's frames as they come, every frame already waiting joined
+/// into one chunk (one write for a burst of events, never a wait for more), and a keep-alive
+/// comment after `keepalive` without a frame. The keep-alive timer is re-armed only when it
+/// fires (from the time of the last frame), not once per frame.
+struct SseBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    keepalive: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    last_frame: tokio::time::Instant,
+}
+
+impl SseBody {
+    fn new(rx: tokio::sync::mpsc::Receiver<Bytes>, keepalive: Option<Duration>) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            rx,
+            keepalive: keepalive
+                .map(|every| (every, Box::pin(tokio::time::sleep_until(now + every)))),
+            last_frame: now,
+        }
+    }
+}
+
+impl futures::Stream for SseBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(first)) => {
+                if this.keepalive.is_some() {
+                    this.last_frame = tokio::time::Instant::now();
+                }
+                let mut chunk: Option<BytesMut> = None;
+                while chunk.as_ref().map_or(first.len(), BytesMut::len) < MAX_CHUNK {
+                    let Ok(next) = this.rx.try_recv() else { break };
+                    let joined = chunk.get_or_insert_with(|| {
+                        let mut b = BytesMut::with_capacity(first.len() + next.len());
+                        b.extend_from_slice(&first);
+                        b
+                    });
+                    joined.extend_from_slice(&next);
+                }
+                Poll::Ready(Some(Ok(chunk.map_or(first, BytesMut::freeze))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let Some((every, sleep)) = this.keepalive.as_mut() else {
+                    return Poll::Pending;
+                };
+                loop {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let due = this.last_frame + *every;
+                    if tokio::time::Instant::now() >= due {
+                        this.last_frame = tokio::time::Instant::now();
+                        sleep.as_mut().reset(this.last_frame + *every);
+                        return Poll::Ready(Some(Ok(Bytes::from_static(KEEPALIVE))));
+                    }
+                    // A frame went out since the timer was set: wait from that frame on.
+                    sleep.as_mut().reset(due);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
+
+    /// Frames already waiting leave as one chunk, in order; the body ends with the driver.
+    #[tokio::test]
+    async fn waiting_frames_are_joined_and_the_body_ends_with_the_driver() {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut body = SseBody::new(rx, None);
+        for n in 0..5 {
+            tx.send(Bytes::from(format!("data: {n}\n\n")))
+                .await
+                .expect("send");
+        }
+        let chunk = body.next().await.expect("chunk").expect("ok");
+        assert_eq!(
+            chunk,
+            "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n"
+        );
+        tx.send(Bytes::from_static(b"data: 5\n\n"))
+            .await
+            .expect("send");
+        drop(tx);
+        let chunk = body.next().await.expect("chunk").expect("ok");
+        assert_eq!(chunk, "data: 5\n\n");
+        assert!(body.next().await.is_none());
+    }
+
+    /// The keep-alive comment comes after a silence, not between frames that keep coming.
+    #[tokio::test]
+    async fn a_keepalive_follows_silence_only() {
+        let every = Duration::from_millis(400);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let body = SseBody::new(rx, Some(every));
+        let reader = tokio::spawn(body.collect::<Vec<_>>());
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < every * 2 {
+            tx.send(Bytes::from_static(b"data: {}\n\n"))
+                .await
+                .expect("send");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let busy = started.elapsed();
+        tokio::time::sleep(every * 3).await;
+        drop(tx);
+        let chunks: Vec<Bytes> = reader
+            .await
+            .expect("reader")
+            .into_iter()
+            .map(|c| c.expect("ok"))
+            .collect();
+        let first_keepalive = chunks
+            .iter()
+            .position(|c| c.as_ref() == KEEPALIVE)
+            .expect("a keep-alive after the silence");
+        assert!(
+            chunks[..first_keepalive]
+                .iter()
+                .all(|c| c.starts_with(b"data: ")),
+            "frames only before the silence (busy for {busy:?})"
+        );
+        assert!(
+            chunks[first_keepalive..]
+                .iter()
+                .all(|c| c.as_ref() == KEEPALIVE),
+            "nothing but keep-alives after the last frame"
+        );
+        let keepalives = chunks.len() - first_keepalive;
+        assert!(
+            (1..=3).contains(&keepalives),
+            "{keepalives} keep-alives in a silence of 3 periods"
+        );
+    }
 
     fn with(name: header::HeaderName, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
