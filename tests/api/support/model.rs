@@ -10,13 +10,13 @@
 //! `response` / `chat.completion` object), so the service's own parsers read them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, Version};
 use axum::response::Response;
 
 /// The clock shared by the fake server and benchmarks.
@@ -83,6 +83,8 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: String,
+    /// HTTP/1.1 or HTTP/2.
+    pub version: Version,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
 }
@@ -96,6 +98,8 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     dropped_early: AtomicBool,
     handler: Mutex<Option<Handler>>,
+    /// Connections accepted (counted by the TLS server).
+    connections: AtomicUsize,
 }
 
 impl Recorded {
@@ -267,6 +271,55 @@ impl Upstream {
         }
     }
 
+    /// The same fake over TLS with `ca`'s certificate, speaking only HTTP/2 (ALPN `h2`) and
+    /// allowing `max_streams` concurrent streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    /// Answers come from `handler`.
+    pub async fn start_h2_tls(ca: &super::tls::TestCa, max_streams: u32, handler: Handler) -> Self {
+        let shared = Arc::new(Shared::default());
+        *shared.handler.lock().expect("lock") = Some(handler);
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(ca.h2_server_config());
+        let counted = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                counted.connections.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate fails the handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .max_concurrent_streams(max_streams)
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Self {
+            base_url: format!("https://127.0.0.1:{port}/v1"),
+            shared,
+            task,
+        }
+    }
+
+    /// TCP connections accepted so far (TLS fakes only).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// A server that answers from `answers` first, then from `handler`.
     pub async fn start_with(answers: Vec<Answer>, handler: Handler) -> Self {
         let upstream = Self::start(answers).await;
@@ -294,11 +347,13 @@ impl Upstream {
 async fn answer(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let recorded = Recorded {
         path: uri.path().to_owned(),
+        version,
         headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     };
