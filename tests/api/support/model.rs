@@ -98,8 +98,6 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     dropped_early: AtomicBool,
     handler: Mutex<Option<Handler>>,
-    /// Connections accepted (counted by the TLS server).
-    connections: AtomicUsize,
 }
 
 impl Recorded {
@@ -242,6 +240,8 @@ pub struct Upstream {
     pub base_url: String,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    /// Connections accepted (TLS fakes only).
+    connections: Option<Arc<AtomicUsize>>,
 }
 
 impl Drop for Upstream {
@@ -268,6 +268,7 @@ impl Upstream {
             base_url: format!("http://127.0.0.1:{port}/v1"),
             shared,
             task,
+            connections: None,
         }
     }
 
@@ -280,44 +281,20 @@ impl Upstream {
         let app = axum::Router::new()
             .fallback(answer)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let acceptor = tokio_rustls::TlsAcceptor::from(ca.h2_server_config());
-        let counted = shared.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                counted.connections.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, app) = (acceptor.clone(), app.clone());
-                tokio::spawn(async move {
-                    // A client that does not trust the certificate fails the handshake here.
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .max_concurrent_streams(max_streams)
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-                });
-            }
-        });
+        let server = super::tls::serve_h2(app, ca, max_streams).await;
         Self {
-            base_url: format!("https://127.0.0.1:{port}/v1"),
+            base_url: format!("{}/v1", server.origin),
             shared,
-            task,
+            task: server.task,
+            connections: Some(server.connections),
         }
     }
 
     /// TCP connections accepted so far (TLS fakes only).
     pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
+        self.connections
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::SeqCst))
     }
 
     /// A server that answers from `answers` first, then from `handler`.

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -60,5 +61,52 @@ impl TestCa {
             .expect("server certificate");
         config.alpn_protocols = vec![b"h2".to_vec()];
         Arc::new(config)
+    }
+}
+
+/// A fake served over TLS by [`serve_h2`].
+pub struct TlsServer {
+    /// `https://127.0.0.1:PORT`
+    pub origin: String,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves `app` on a free port over TLS with `ca`'s certificate, HTTP/2 only, at most
+/// `max_streams` concurrent streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub async fn serve_h2(app: axum::Router, ca: &TestCa, max_streams: u32) -> TlsServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.h2_server_config());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate fails the handshake here.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .max_concurrent_streams(max_streams)
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+            });
+        }
+    });
+    TlsServer {
+        origin: format!("https://127.0.0.1:{port}"),
+        connections,
+        task,
     }
 }
