@@ -6,7 +6,8 @@
 //!
 //! 1. `config` — reading variables (a leaf)
 //! 2. `telemetry` — logs, request ids, the metrics registry
-//! 3. `db`, `redis` — connections to the database and to Redis
+//! 3. `db`, `redis`, `outbound` — connections to the database and to Redis; the outbound HTTP
+//!    clients' common builder (extra CA roots)
 //! 4. `content` — lessons, their sources and caches, modes, suggestions
 //! 5. `auth`, `ratelimit` — who asks, and whether they may
 //! 6. `turn` — the reply contract between the ChatKit server and the tutor
@@ -23,6 +24,7 @@ pub mod config;
 pub mod telemetry;
 
 pub mod db;
+pub mod outbound;
 pub mod redis;
 
 pub mod content;

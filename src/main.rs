@@ -55,7 +55,13 @@ async fn main() -> ExitCode {
 
 async fn warm_cache(settings: &Settings) -> ExitCode {
     telemetry::init(&settings.log);
-    match study_mode_api::content::warm::run(&settings.content, settings.redis.as_ref()).await {
+    match study_mode_api::content::warm::run(
+        &settings.content,
+        &settings.outbound,
+        settings.redis.as_ref(),
+    )
+    .await
+    {
         Ok(report) => {
             println!("{report}");
             if report.failed == 0 {

@@ -98,13 +98,24 @@ impl Application {
         checked.map_err(StartError::LegacyNotImported)?;
         let registry = metrics.registry_mut();
         let (cache, redis) = connect_redis(&settings, registry).await?;
-        let content = Content::new(&settings.content, cache.clone(), registry).await;
-        let auth = Arc::new(Auth::new(&settings.auth, settings.dev_mode, registry));
+        let outbound = &settings.outbound;
+        let content = Content::new(&settings.content, outbound, cache.clone(), registry).await;
+        let auth = Arc::new(Auth::new(
+            &settings.auth,
+            settings.dev_mode,
+            outbound,
+            registry,
+        ));
         let limiter = RateLimiter::new(&settings.ratelimit, redis, registry);
-        let metering = Metering::new(&settings.metering, &db, registry);
+        let metering = Metering::new(&settings.metering, &db, outbound, registry);
         let responder = responder.unwrap_or_else(|| {
-            let tutor =
-                Tutor::new_metered(&settings.tutor, content.clone(), metering.clone(), registry);
+            let tutor = Tutor::new_metered(
+                &settings.tutor,
+                content.clone(),
+                metering.clone(),
+                outbound,
+                registry,
+            );
             Arc::new(tutor)
         });
         let store = ThreadStore::new(&db, &StoreMetrics::register(registry))

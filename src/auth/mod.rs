@@ -32,6 +32,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::config::{Env, SettingDoc};
+use crate::outbound::Outbound;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -217,7 +218,13 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(settings: &AuthSettings, dev_mode: bool, registry: &mut Registry) -> Self {
+    /// The authenticator of `settings`; its SSO client is built from `outbound` (extra roots).
+    pub fn new(
+        settings: &AuthSettings,
+        dev_mode: bool,
+        outbound: &Outbound,
+        registry: &mut Registry,
+    ) -> Self {
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "auth_requests",
@@ -230,7 +237,8 @@ impl Auth {
             "JWKS fetches by outcome",
             fetches.clone(),
         );
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .client_builder()
             .timeout(SSO_TIMEOUT)
             .connect_timeout(SSO_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

@@ -27,6 +27,7 @@ use super::markdown::parse_lesson;
 use super::metrics::ContentMetrics;
 use super::source::Source;
 use super::{ContentError, ContentSettings};
+use crate::outbound::Outbound;
 use crate::redis::RedisCache;
 
 /// How long in-process copies live when Redis is shared: other instances see an invalidation
@@ -120,6 +121,7 @@ impl Content {
     /// The loader for `settings`; `l2` is the shared Redis tier when there is one.
     pub async fn new(
         settings: &ContentSettings,
+        outbound: &Outbound,
         l2: Option<RedisCache>,
         registry: &mut Registry,
     ) -> Self {
@@ -128,7 +130,7 @@ impl Content {
         } else {
             settings.cache_ttl
         };
-        let source = Source::from_settings(settings);
+        let source = Source::from_settings(settings, outbound);
         let l1 = moka::future::Cache::builder()
             .max_capacity(settings.l1_max_bytes)
             .weigher(|k: &String, e: &Entry| weight(k, &e.value))

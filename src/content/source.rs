@@ -16,6 +16,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::lesson::LessonPath;
 use super::{ContentError, ContentSettings};
+use crate::outbound::Outbound;
 
 /// Suffixes tried, in order, for a path without a Markdown extension.
 pub const EXTENSIONS: [&str; 4] = [".md", ".mdx", "/index.md", "/README.md"];
@@ -57,9 +58,10 @@ pub enum Source {
 impl Source {
     /// GitHub when `GITHUB_REPO` is set, else the folder `CONTENT_DIR` when set, else the
     /// sample book compiled into the binary.
-    pub fn from_settings(settings: &ContentSettings) -> Self {
+    /// `outbound` builds the GitHub client.
+    pub fn from_settings(settings: &ContentSettings, outbound: &Outbound) -> Self {
         match (&settings.github_repo, &settings.content_dir) {
-            (Some(repo), _) => Source::GitHub(GitHubSource::new(settings, repo)),
+            (Some(repo), _) => Source::GitHub(GitHubSource::new(settings, repo, outbound)),
             (None, Some(dir)) => Source::Local(LocalSource { root: dir.clone() }),
             (None, None) => Source::Embedded(EmbeddedSource { book: &SAMPLE_BOOK }),
         }
@@ -153,14 +155,14 @@ pub struct GitHubSource {
 }
 
 impl GitHubSource {
-    fn new(settings: &ContentSettings, repo: &str) -> Self {
+    fn new(settings: &ContentSettings, repo: &str, outbound: &Outbound) -> Self {
         // Only fails when the TLS backend cannot initialise; the default client then still
         // works for plain HTTP, and the failure shows on the first fetch. Every request also
         // carries its own deadline (see `request`), so the fallback is never unbounded.
-        let client = reqwest::Client::builder()
+        let client = outbound
+            .client_builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.fetch_timeout)
-            .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
         Self {

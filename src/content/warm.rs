@@ -10,6 +10,7 @@ use futures::StreamExt;
 use prometheus_client::registry::Registry;
 
 use super::{Content, ContentSettings, LessonPath};
+use crate::outbound::Outbound;
 use crate::redis::{RedisCache, RedisPool, RedisSettings};
 
 /// Lessons loaded at the same time.
@@ -37,6 +38,7 @@ impl std::fmt::Display for WarmReport {
 /// Builds the loader from the settings (no store, no server) and warms every lesson.
 pub async fn run(
     settings: &ContentSettings,
+    outbound: &Outbound,
     redis: Option<&RedisSettings>,
 ) -> Result<WarmReport, String> {
     let mut registry = Registry::default();
@@ -52,7 +54,7 @@ pub async fn run(
             None
         }
     };
-    let content = Content::new(settings, l2, &mut registry).await;
+    let content = Content::new(settings, outbound, l2, &mut registry).await;
     let lessons = content
         .source()
         .list()

@@ -79,6 +79,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive)
         .keep_alive_timeout(limits.http2_keepalive);
+    // The version is sniffed below (`peek`), so hyper-util must not read it again: its own
+    // version read hands hyper the first 24 bytes alone, and hyper then grows the read buffer
+    // of every HTTP/1 connection from 8 to 16 KiB to fit the rest of the request head — 8 KiB
+    // more for as long as a held stream's connection lives (docs/BENCHMARKS.md).
+    let builders = Arc::new([builder.clone().http1_only(), builder.http2_only()]);
     let connections = Connections {
         stop: CancellationToken::new(),
         tracker: TaskTracker::new(),
@@ -119,7 +124,7 @@ pub async fn serve(
                 }
                 res
             });
-        let builder = builder.clone();
+        let builders = builders.clone();
         let stop = connections.stop.clone();
         connections.tracker.spawn(async move {
             let sniffed = first_bytes_within(&stream, limits.header_read_timeout).await;
@@ -142,7 +147,9 @@ pub async fn serve(
                 // control bounds what one stream buffers).
                 clock.disable();
             }
-            let conn = builder.serve_connection_with_upgrades(
+            let [http1, http2] = &*builders;
+            let builder = if idle_limit.is_some() { http2 } else { http1 };
+            let conn = builder.serve_connection(
                 TokioIo::new(ConnIo::new(stream, clock)),
                 TowerToHyperService::new(service),
             );

@@ -7,6 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::outbound::Outbound;
+
 /// Largest answer read from the metering API.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -58,12 +60,12 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn new(base: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
+    pub(super) fn new(base: &str, timeout: Duration, outbound: &Outbound) -> Self {
+        let http = outbound
+            .client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "metering client builder failed; using defaults");

@@ -38,6 +38,7 @@ use self::breaker::Breaker;
 use self::client::{CheckAnswer, Client, Detail};
 use self::outbox::{Outbox, Row};
 use crate::db::Database;
+use crate::outbound::Outbound;
 
 /// How long the breaker, once open, lets checks fail at once before one goes through again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(10);
@@ -95,13 +96,14 @@ impl Metering {
     pub fn new(
         settings: &MeteringSettings,
         db: &Database,
+        outbound: &Outbound,
         registry: &mut Registry,
     ) -> Option<Self> {
         let url = settings.api_url.as_deref().filter(|_| settings.enabled)?;
         let metering = Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
-                client: Client::new(url, settings.timeout),
+                client: Client::new(url, settings.timeout, outbound),
                 outbox: Outbox::new(db.clone(), url),
                 breaker: Breaker::default(),
                 metrics: MeteringMetrics::register(registry),

@@ -4,7 +4,7 @@
 //! in which owners read theirs, the production safety rules that span owners, and the list of
 //! every documented setting ([`all_settings`], behind `--help` and the README's table). Each
 //! owner (`http`, `db`, `redis`, `telemetry`, `content`, `tutor`, `auth`, `ratelimit`,
-//! `metering`) declares and validates its own variables; this module only composes them.
+//! `metering`, `outbound`) declares and validates its own variables; this module only composes them.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -13,7 +13,7 @@ use crate::db::DatabaseSettings;
 use crate::http::settings::ServerSettings;
 use crate::redis::RedisSettings;
 use crate::telemetry::LogSettings;
-use crate::{auth, content, db, http, metering, ratelimit, redis, telemetry, tutor};
+use crate::{auth, content, db, http, metering, outbound, ratelimit, redis, telemetry, tutor};
 
 /// Shortest `ADMIN_SECRET` production accepts: a guessable secret drops every cache at will.
 const MIN_ADMIN_SECRET_BYTES: usize = 32;
@@ -35,6 +35,8 @@ pub struct Settings {
     pub auth: auth::AuthSettings,
     pub ratelimit: ratelimit::RateLimitSettings,
     pub metering: metering::MeteringSettings,
+    /// `EXTRA_CA_FILE`: the trust every outbound client is built with.
+    pub outbound: outbound::Outbound,
 }
 
 /// The general variables, read here.
@@ -74,6 +76,7 @@ pub fn all_settings() -> Vec<&'static SettingDoc> {
         auth::SETTINGS,
         ratelimit::SETTINGS,
         metering::SETTINGS,
+        outbound::SETTINGS,
     ]
     .into_iter()
     .flatten()
@@ -123,6 +126,7 @@ impl Settings {
             auth: auth::AuthSettings::from_env(env, sso_url.as_deref(), production),
             ratelimit: ratelimit::RateLimitSettings::from_env(env),
             metering: metering::MeteringSettings::from_env(env, production),
+            outbound: outbound::Outbound::from_env(env),
             sso_url,
         };
         if production {

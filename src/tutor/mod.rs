@@ -39,6 +39,7 @@ use self::profile::Profiles;
 use self::teach::Voice;
 use crate::content::{Content, Lesson, Mode};
 use crate::metering::{Caller, Metering};
+use crate::outbound::Outbound;
 use crate::turn::{Responder, Role, TurnEvent, TurnRequest, TurnStream};
 
 /// Most words of a first message used as a thread title.
@@ -81,8 +82,14 @@ fn index(mode: Mode) -> usize {
 
 impl Tutor {
     /// Each mode on its model when it has an API key, else on the offline tutor; unmetered.
-    pub fn new(settings: &TutorSettings, content: Content, registry: &mut Registry) -> Self {
-        Self::new_metered(settings, content, None, registry)
+    /// Every outbound client (model, learner profiles) is built from `outbound`.
+    pub fn new(
+        settings: &TutorSettings,
+        content: Content,
+        outbound: &Outbound,
+        registry: &mut Registry,
+    ) -> Self {
+        Self::new_metered(settings, content, None, outbound, registry)
     }
 
     /// As [`Tutor::new`], each model call metered by `metering` (the offline tutor never is).
@@ -90,13 +97,17 @@ impl Tutor {
         settings: &TutorSettings,
         content: Content,
         metering: Option<Metering>,
+        outbound: &Outbound,
         registry: &mut Registry,
     ) -> Self {
         let metrics = TutorMetrics::register(registry);
         let engines = Mode::ALL.map(|mode| {
             let s = settings.for_mode(mode);
             match s.api_key {
-                Some(_) => Engine::Model(Arc::new(ModelClient::new(s, mode, metrics.clone()))),
+                Some(_) => {
+                    let client = ModelClient::new(s, mode, outbound, metrics.clone());
+                    Engine::Model(Arc::new(client))
+                }
                 None => Engine::Offline,
             }
         });
@@ -105,7 +116,7 @@ impl Tutor {
                 settings: settings.clone(),
                 content,
                 engines,
-                profiles: settings.profile_url.as_deref().map(Profiles::new),
+                profiles: (settings.profile_url.as_deref()).map(|u| Profiles::new(u, outbound)),
                 metering,
                 metrics,
             }),

@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::outbound::Outbound;
+
 /// Longest wait for the profile service.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an answer (a profile or "none") is kept.
@@ -95,11 +97,11 @@ impl std::fmt::Debug for Profiles {
 
 impl Profiles {
     /// A client of the service at `base` (`LEARNER_PROFILE_URL`).
-    pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
+    pub fn new(base: &str, outbound: &Outbound) -> Self {
+        let http = outbound
+            .client_builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
         Self {

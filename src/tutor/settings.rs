@@ -105,6 +105,9 @@ pub struct ModelSettings {
     pub max_retries: u32,
     /// First retry delay; doubled at each retry.
     pub retry_backoff: Duration,
+    /// Replies in flight on one HTTP/2 connection before another is opened
+    /// (`MODEL_STREAMS_PER_CONNECTION`).
+    pub streams_per_connection: usize,
 }
 
 /// Settings of the tutor.
@@ -289,6 +292,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         "First retry delay, doubled at each retry (a `Retry-After` of up to 10 s wins).",
     ),
     SettingDoc::new(
+        "MODEL_STREAMS_PER_CONNECTION",
+        "`100`",
+        "Replies (and judge calls) in flight on one HTTP/2 connection to a model API before the client opens another; keep it at or below the server's `MAX_CONCURRENT_STREAMS` (RFC 9113 recommends servers allow at least 100), else replies beyond it wait for a free stream. HTTP/1.1 servers get a connection per reply anyway.",
+    ),
+    SettingDoc::new(
         "TEACH_CONTEXT_CHARS",
         "`8000`",
         "Teach mode: the cap on one walk section's text given to the tutor (cut on a paragraph boundary); the lesson's outline is sent besides.",
@@ -344,6 +352,7 @@ impl TutorSettings {
             total_timeout: secs_f64(env, "MODEL_TOTAL_TIMEOUT_SECS", 180.0),
             max_retries: env.parse_or("MODEL_MAX_RETRIES", 2),
             retry_backoff: Duration::from_millis(env.parse_or("MODEL_RETRY_BACKOFF_MS", 500)),
+            streams_per_connection: streams_per_connection(env),
         };
         let profile_url = env
             .string("LEARNER_PROFILE_URL")
@@ -371,6 +380,14 @@ impl TutorSettings {
 }
 
 /// The model of one mode (`prefix` = `TEACH`, `ASK`, `QUIZ`): its own variables over `base`.
+fn streams_per_connection(env: &mut Env) -> usize {
+    let n = env.parse_or("MODEL_STREAMS_PER_CONNECTION", 100);
+    if n == 0 {
+        env.error("MODEL_STREAMS_PER_CONNECTION", "must be at least 1");
+    }
+    n.max(1)
+}
+
 fn mode_model(env: &mut Env, base: &ModelSettings, prefix: &str) -> ModelSettings {
     let var = |name: &str| format!("{prefix}_{name}");
     let base_url = match env.string(&var("OPENAI_BASE_URL")) {

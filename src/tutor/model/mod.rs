@@ -9,6 +9,7 @@
 //! two ([`super::metered`]). The streamed reply is driven by its consumer (no spawned task), so
 //! dropping it drops the response and closes the upstream connection.
 
+mod pool;
 mod reply;
 pub mod sse;
 pub mod wire;
@@ -20,11 +21,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use self::pool::{InFlight, Pool};
 use self::reply::{Failure, Reply};
 use self::wire::{Prompt, Shape};
 use super::metrics::TutorMetrics;
 use super::settings::{ModelApi, ModelSettings};
 use crate::content::Mode;
+use crate::outbound::Outbound;
 use crate::turn::{TurnError, TurnStream, Usage};
 
 /// Largest judge answer we read.
@@ -36,7 +39,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A client of one model endpoint. Cheap to share.
 #[derive(Debug)]
 pub struct ModelClient {
-    http: reqwest::Client,
+    /// HTTP/2 over TLS where the server offers it; more connections as replies need them.
+    http: Pool,
     settings: ModelSettings,
     mode: Mode,
     url: String,
@@ -44,17 +48,19 @@ pub struct ModelClient {
 }
 
 impl ModelClient {
-    /// A client for `mode`'s `settings` (connect timeout applied to every connection).
-    pub fn new(settings: &ModelSettings, mode: Mode, metrics: TutorMetrics) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .user_agent(concat!("study-mode-api/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|e| {
-                // Only a broken TLS setup fails here; the default client still works.
-                tracing::error!(error = %e, "model client builder failed; using defaults");
-                reqwest::Client::new()
-            });
+    /// A client for `mode`'s `settings` (connect timeout applied to every connection), its
+    /// connections built from `outbound` (extra roots).
+    pub fn new(
+        settings: &ModelSettings,
+        mode: Mode,
+        outbound: &Outbound,
+        metrics: TutorMetrics,
+    ) -> Self {
+        let http = Pool::new(
+            outbound,
+            settings.connect_timeout,
+            settings.streams_per_connection,
+        );
         let path = match settings.api {
             ModelApi::Responses => "responses",
             ModelApi::ChatCompletions => "chat/completions",
@@ -158,7 +164,8 @@ impl ModelClient {
                 true,
             )
         };
-        let send = self.request(body, "application/json").send();
+        let (request, _in_flight) = self.request(body, "application/json");
+        let send = request.send();
         let resp = match tokio::time::timeout_at(attempt, send).await {
             Err(_) => return Err((timeout(), None)),
             Ok(Err(e)) => {
@@ -205,9 +212,10 @@ impl ModelClient {
         }
     }
 
-    fn request(&self, body: &Bytes, accept: &'static str) -> reqwest::RequestBuilder {
-        let mut req = self
-            .http
+    /// The request on the least busy connection; the call is in flight while the guard lives.
+    fn request(&self, body: &Bytes, accept: &'static str) -> (reqwest::RequestBuilder, InFlight) {
+        let (http, in_flight) = self.http.pick();
+        let mut req = http
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, accept)
@@ -215,7 +223,7 @@ impl ModelClient {
         if let Some(key) = &self.settings.api_key {
             req = req.bearer_auth(key.expose_secret());
         }
-        req
+        (req, in_flight)
     }
 }
 

@@ -164,13 +164,18 @@ impl Reply {
     ) -> Result<BoxStream<'static, reqwest::Result<Bytes>>, (Failure, Option<Duration>)> {
         let first_token = self.client.settings.first_token_timeout;
         self.first_token_deadline = (Instant::now() + first_token).min(self.total_deadline);
-        let send = self.client.request(&self.body, "text/event-stream").send();
-        match tokio::time::timeout_at(self.first_token_deadline, send).await {
+        let (request, in_flight) = self.client.request(&self.body, "text/event-stream");
+        match tokio::time::timeout_at(self.first_token_deadline, request.send()).await {
             Err(_) => Err((self.timeout(), None)),
             Ok(Ok(resp)) if resp.status().is_success() => {
                 self.last_chunk = Instant::now();
                 self.json_body = is_json(&resp).then(Vec::new);
-                Ok(resp.bytes_stream().boxed())
+                // In flight on its connection until the body is dropped.
+                let body = resp.bytes_stream().map(move |chunk| {
+                    let _call = &in_flight;
+                    chunk
+                });
+                Ok(body.boxed())
             }
             Ok(Ok(resp)) => {
                 let retry_after = retry_after(&resp);

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::support::app::{Backend, TestApp, spawn_echo_app_with, unique};
 use crate::support::chatkit_client::{Chat, input};
 use crate::support::sso::{FakeSso, Key, claims};
+use crate::support::tls::TestCa;
 
 fn rsa() -> Key {
     Key::rsa("rsa-1", "rsa.pem")
@@ -78,4 +79,25 @@ async fn a_missing_or_forged_token_is_401_before_any_stream() {
             assert!(!answer.text.contains(t), "token echoed: {}", answer.text);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sso_over_https_is_trusted_only_through_extra_ca_file() {
+    let (key, ca) = (rsa(), TestCa::new());
+    let sso = FakeSso::start_tls(&[&key], &ca).await;
+    let token = key.sign(&claims(&unique("ann")));
+    let body = json!({"type": "threads.list", "params": {}}).to_string();
+    let sso_vars = [("SSO_URL", sso.url.as_str()), ("DEV_MODE", "false")];
+
+    let trusting = [sso_vars.as_slice(), &[("EXTRA_CA_FILE", ca.ca_path())]].concat();
+    let app = spawn_echo_app_with(Backend::Embedded, &trusting).await;
+    let answer = chat_as(&app, &token, "ann").send_raw(&body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(sso.jwks_hits(), 1);
+
+    // Without the CA the TLS handshake fails: the SSO is unreachable (503), not a bad token.
+    let app = spawn_echo_app_with(Backend::Embedded, &sso_vars).await;
+    let answer = chat_as(&app, &token, "ann").send_raw(&body).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(sso.jwks_hits(), 1, "no request got past the handshake");
 }

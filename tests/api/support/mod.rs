@@ -2,7 +2,8 @@
 //! echo responder of the protocol tests (`echo`; its two unit tests are the only tests here),
 //! the ChatKit test client and its conformance oracle (`chatkit_client`), and local fakes of
 //! the outside services — the SSO (`sso`), GitHub (`github`), the model API (`model`), the metering API (`metering`) with its
-//! recorded streams (`transcripts`), and throwaway PostgreSQL and Redis servers (`services`).
+//! recorded streams (`transcripts`), throwaway PostgreSQL and Redis servers (`services`), and a CA made at test time for fakes over
+//! TLS (`tls`).
 
 pub mod app;
 pub mod chatkit_client;
@@ -12,4 +13,5 @@ pub mod metering;
 pub mod model;
 pub mod services;
 pub mod sso;
+pub mod tls;
 pub mod transcripts;

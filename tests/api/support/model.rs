@@ -10,13 +10,13 @@
 //! `response` / `chat.completion` object), so the service's own parsers read them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, Version};
 use axum::response::Response;
 
 /// The clock shared by the fake server and benchmarks.
@@ -83,6 +83,8 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: String,
+    /// HTTP/1.1 or HTTP/2.
+    pub version: Version,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
 }
@@ -238,6 +240,8 @@ pub struct Upstream {
     pub base_url: String,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    /// Connections accepted (TLS fakes only).
+    connections: Option<Arc<AtomicUsize>>,
 }
 
 impl Drop for Upstream {
@@ -264,7 +268,33 @@ impl Upstream {
             base_url: format!("http://127.0.0.1:{port}/v1"),
             shared,
             task,
+            connections: None,
         }
+    }
+
+    /// The same fake over TLS with `ca`'s certificate, speaking only HTTP/2 (ALPN `h2`) and
+    /// allowing `max_streams` concurrent streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    /// Answers come from `handler`.
+    pub async fn start_h2_tls(ca: &super::tls::TestCa, max_streams: u32, handler: Handler) -> Self {
+        let shared = Arc::new(Shared::default());
+        *shared.handler.lock().expect("lock") = Some(handler);
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(shared.clone());
+        let server = super::tls::serve_h2(app, ca, max_streams).await;
+        Self {
+            base_url: format!("{}/v1", server.origin),
+            shared,
+            task: server.task,
+            connections: Some(server.connections),
+        }
+    }
+
+    /// TCP connections accepted so far (TLS fakes only).
+    pub fn connections(&self) -> usize {
+        self.connections
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::SeqCst))
     }
 
     /// A server that answers from `answers` first, then from `handler`.
@@ -294,11 +324,13 @@ impl Upstream {
 async fn answer(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let recorded = Recorded {
         path: uri.path().to_owned(),
+        version,
         headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     };

@@ -140,11 +140,7 @@ impl FakeSso {
     pub async fn start(keys: &[&Key]) -> Self {
         let state = Arc::new(SsoState::default());
         *state.keys.lock().expect("lock") = keys.iter().map(|k| k.jwk.clone()).collect();
-        let router = axum::Router::new()
-            .route("/api/auth/jwks", get(jwks))
-            .route("/api/auth/oauth2/userinfo", get(userinfo))
-            .fallback(other)
-            .with_state(state.clone());
+        let router = Self::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -153,6 +149,26 @@ impl FakeSso {
             let _ = axum::serve(listener, router).await;
         });
         Self { url, state, task }
+    }
+
+    /// The same SSO over HTTPS (HTTP/2) with `ca`'s certificate.
+    pub async fn start_tls(keys: &[&Key], ca: &super::tls::TestCa) -> Self {
+        let state = Arc::new(SsoState::default());
+        *state.keys.lock().expect("lock") = keys.iter().map(|k| k.jwk.clone()).collect();
+        let server = super::tls::serve_h2(Self::router(state.clone()), ca, 100).await;
+        Self {
+            url: server.origin,
+            state,
+            task: server.task,
+        }
+    }
+
+    fn router(state: Arc<SsoState>) -> axum::Router {
+        axum::Router::new()
+            .route("/api/auth/jwks", get(jwks))
+            .route("/api/auth/oauth2/userinfo", get(userinfo))
+            .fallback(other)
+            .with_state(state)
     }
 
     pub fn publish(&self, keys: &[&Key]) {

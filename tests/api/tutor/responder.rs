@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use study_mode_api::config::Env;
 use study_mode_api::content::{Content, Lesson, LessonPath, Mode, Section};
+use study_mode_api::outbound::Outbound;
 use study_mode_api::settings::Settings;
 use study_mode_api::turn::{
     Responder, Role, Turn, TurnError, TurnEvent, TurnRequest, TurnStream, Usage,
@@ -72,7 +73,7 @@ pub(super) fn request(message: Option<&str>) -> TurnRequest {
 async fn content() -> Content {
     let settings = Settings::from_env(&mut Env::from_map([("PORT", "0")])).expect("settings");
     let mut registry = Registry::default();
-    Content::new(&settings.content, None, &mut registry).await
+    Content::new(&settings.content, &Outbound::default(), None, &mut registry).await
 }
 
 /// A model tutor on the sample book pointed at `upstream`.
@@ -100,7 +101,12 @@ pub(super) async fn model_tutor(
     let settings = TutorSettings::from_env(&mut env);
     env.finish().expect("valid tutor settings");
     let mut registry = Registry::with_prefix("study_mode");
-    let tutor = Tutor::new(&settings, content().await, &mut registry);
+    let tutor = Tutor::new(
+        &settings,
+        content().await,
+        &Outbound::default(),
+        &mut registry,
+    );
     (tutor, registry)
 }
 
@@ -545,6 +551,7 @@ async fn the_tutor_describes_itself_for_health() {
     let offline = Tutor::new(
         &TutorSettings::default(),
         content().await,
+        &Outbound::default(),
         &mut Registry::default(),
     );
     assert_eq!(offline.describe(), "offline");
@@ -555,6 +562,7 @@ async fn the_offline_tutor_streams_a_lesson_reply_in_small_deltas() {
     let tutor = Tutor::new(
         &TutorSettings::default(),
         content().await,
+        &Outbound::default(),
         &mut Registry::default(),
     );
     let mut req = request(None);
@@ -582,6 +590,7 @@ async fn the_offline_tutor_answers_without_a_lesson_through_the_responder() {
     let tutor = Tutor::new(
         &TutorSettings::default(),
         content().await,
+        &Outbound::default(),
         &mut Registry::default(),
     );
     let mut req = request(Some("what is a move?"));

@@ -25,8 +25,9 @@ pub async fn offline_tutor() -> (Tutor, Content) {
     let settings = Settings::from_env(&mut Env::from_map([("PORT", "0"), ("CONTENT_DIR", BOOK)]))
         .expect("settings");
     let mut registry = Registry::default();
-    let content = Content::new(&settings.content, None, &mut registry).await;
-    let tutor = Tutor::new(&settings.tutor, content.clone(), &mut registry);
+    let outbound = &settings.outbound;
+    let content = Content::new(&settings.content, outbound, None, &mut registry).await;
+    let tutor = Tutor::new(&settings.tutor, content.clone(), outbound, &mut registry);
     (tutor, content)
 }
 

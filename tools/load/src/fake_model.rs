@@ -6,6 +6,9 @@
 //! does not fire); keep the gap between tokens under the server's `MODEL_IDLE_TIMEOUT_SECS`.
 //! With `--stamp` the first token is `@<unix µs>`, the wall-clock time it was written, so the
 //! `chat` client can measure the service's first-token overhead (same host, same clock).
+//! With `--tls-ca-out FILE` it serves HTTPS instead, HTTP/2 or HTTP/1.1 by ALPN, with a
+//! certificate for `127.0.0.1` from a CA made at start, whose PEM it writes to FILE (the
+//! service's `EXTRA_CA_FILE`); `--max-streams` is its HTTP/2 `MAX_CONCURRENT_STREAMS`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -38,6 +41,12 @@ pub struct FakeModelArgs {
     /// Exit after this many seconds (load runs are bounded).
     #[arg(long, default_value_t = 900.0)]
     pub exit_after: f64,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) and write the CA certificate (PEM) here.
+    #[arg(long)]
+    pub tls_ca_out: Option<std::path::PathBuf>,
+    /// HTTP/2 `MAX_CONCURRENT_STREAMS` per connection (with `--tls-ca-out`).
+    #[arg(long, default_value_t = 100)]
+    pub max_streams: u32,
 }
 
 #[derive(Clone)]
@@ -61,8 +70,13 @@ pub async fn run(args: FakeModelArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    let scheme = if args.tls_ca_out.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!(
-        "fake model on http://127.0.0.1:{}/v1 ({} tokens at {}/s)",
+        "fake model on {scheme}://127.0.0.1:{}/v1 ({} tokens at {}/s)",
         listener.local_addr()?.port(),
         args.tokens,
         args.tokens_per_sec
@@ -70,16 +84,90 @@ pub async fn run(args: FakeModelArgs) -> anyhow::Result<()> {
     let requests = fake.requests.clone();
     let app = router(fake);
     let stop = tokio::time::sleep(Duration::from_secs_f64(args.exit_after));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let stopped = async move {
+        tokio::select! {
+            _ = stop => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    };
+    match &args.tls_ca_out {
+        Some(ca_out) => {
+            let tls = tls_config(ca_out)?;
             tokio::select! {
-                _ = stop => {},
-                _ = tokio::signal::ctrl_c() => {},
+                r = serve_tls(listener, app, tls, args.max_streams) => r?,
+                () = stopped => {},
             }
-        })
-        .await?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?
+        }
+    }
     eprintln!("fake model: {} requests", requests.load(Ordering::Relaxed));
     Ok(())
+}
+
+/// A CA made now (its PEM written to `ca_out`) and a server configuration with a certificate
+/// for `127.0.0.1`/`localhost` signed by it, offering `h2` and `http/1.1`.
+fn tls_config(ca_out: &std::path::Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "study-mode-load fake model CA");
+    let ca = ca_params.self_signed(&ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
+        .signed_by(&key, &ca, &ca_key)?;
+    std::fs::write(ca_out, ca.pem()).with_context(|| format!("writing {}", ca_out.display()))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves `app` over TLS, HTTP/2 with at most `max_streams` streams per connection.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    max_streams: u32,
+) -> anyhow::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let connections = Arc::new(AtomicU64::new(0));
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("fake model: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let n = connections.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            eprintln!("fake model: {n} connections");
+        }
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder.http2().max_concurrent_streams(max_streams);
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 fn router(fake: Fake) -> Router {
