@@ -52,11 +52,23 @@ impl Sink {
     /// Sends one event; fails when the client is gone or the server is shutting down.
     pub async fn emit(&self, event: &Event) -> Result<(), Stop> {
         let bytes = frame(event)?;
-        tokio::select! {
-            biased;
-            _ = self.shutdown.cancelled() => return Err(Stop::Shutdown),
-            _ = self.deleted.cancelled() => return Err(Stop::Deleted),
-            sent = self.tx.send(bytes) => sent.map_err(|_| Stop::Disconnected)?,
+        // The usual case first, without registering on the tokens: the same checks in the same
+        // order as the `select!` below, which only runs when the buffer is full.
+        if self.shutdown.is_cancelled() {
+            return Err(Stop::Shutdown);
+        }
+        if self.deleted.is_cancelled() {
+            return Err(Stop::Deleted);
+        }
+        match self.tx.try_send(bytes) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::Disconnected),
+            Err(mpsc::error::TrySendError::Full(bytes)) => tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return Err(Stop::Shutdown),
+                _ = self.deleted.cancelled() => return Err(Stop::Deleted),
+                sent = self.tx.send(bytes) => sent.map_err(|_| Stop::Disconnected)?,
+            },
         }
         self.count(event);
         Ok(())
@@ -88,5 +100,81 @@ impl Sink {
                 event: event.type_name(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(
+        capacity: usize,
+    ) -> (
+        Sink,
+        mpsc::Receiver<Bytes>,
+        CancellationToken,
+        CancellationToken,
+    ) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let (shutdown, deleted) = (CancellationToken::new(), CancellationToken::new());
+        let metrics = ChatKitMetrics::register(&mut Default::default());
+        let sink = Sink::new(tx, shutdown.clone(), deleted.clone(), metrics);
+        (sink, rx, shutdown, deleted)
+    }
+
+    fn event() -> Event {
+        Event::error("x", false)
+    }
+
+    /// With room in the buffer: sent; shutdown wins over a deletion, which wins over sending;
+    /// a gone client is `Disconnected`.
+    #[tokio::test]
+    async fn emit_checks_shutdown_then_deletion_then_the_client() {
+        let (s, mut rx, shutdown, deleted) = sink(4);
+        s.emit(&event()).await.expect("sent");
+        assert_eq!(
+            rx.recv().await.expect("frame"),
+            frame(&event()).expect("frame")
+        );
+        deleted.cancel();
+        assert!(matches!(s.emit(&event()).await, Err(Stop::Deleted)));
+        shutdown.cancel();
+        assert!(matches!(s.emit(&event()).await, Err(Stop::Shutdown)));
+        let (s, rx, _, _) = sink(4);
+        drop(rx);
+        assert!(matches!(s.emit(&event()).await, Err(Stop::Disconnected)));
+    }
+
+    /// A full buffer waits for the client, and a shutdown or deletion ends that wait.
+    #[tokio::test]
+    async fn a_full_buffer_waits_until_read_or_stopped() {
+        let (s, mut rx, shutdown, _) = sink(1);
+        s.emit(&event()).await.expect("fills the buffer");
+        let s = std::sync::Arc::new(s);
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.emit(&event()).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a full buffer must wait");
+        rx.recv().await.expect("read one");
+        waiting.await.expect("task").expect("sent once read");
+        let blocked = tokio::spawn({
+            let s = s.clone();
+            async move { s.emit(&event()).await }
+        });
+        tokio::task::yield_now().await;
+        shutdown.cancel();
+        assert!(matches!(blocked.await.expect("task"), Err(Stop::Shutdown)));
+        let (s, _rx, _, deleted) = sink(1);
+        s.emit(&event()).await.expect("fills the buffer");
+        let s = std::sync::Arc::new(s);
+        let blocked = tokio::spawn({
+            let s = s.clone();
+            async move { s.emit(&event()).await }
+        });
+        tokio::task::yield_now().await;
+        deleted.cancel();
+        assert!(matches!(blocked.await.expect("task"), Err(Stop::Deleted)));
     }
 }
