@@ -2,7 +2,8 @@
 //!
 //! Owns: the instance's lock connection and the listener of deleted threads. One task owns a
 //! connection of its own (outside the pool) and takes session advisory locks on it with
-//! `pg_try_advisory_lock`, batching every request that queued up meanwhile into one statement;
+//! `pg_try_advisory_lock`, batching every request that queued up meanwhile into one statement
+//! (the locks given back in that batch ride in the same statement);
 //! a lock another instance holds is asked for again after a short pause until the turn's
 //! deadline. The locks are session locks, so they cost no write and vanish with the connection
 //! when an instance dies. After a lost connection the task reconnects and takes its held locks
@@ -154,11 +155,11 @@ impl LockTask {
                 Command::Lock { key, reply } => requests.push((key, reply)),
             }
         }
-        if !unlocks.is_empty() {
-            // A failure here ends the session, which releases its locks all the same.
-            let _ = self.run_unlocks(&unlocks).await;
-        }
         if requests.is_empty() {
+            if !unlocks.is_empty() {
+                // A failure here ends the session, which releases its locks all the same.
+                let _ = self.run_unlocks(&unlocks).await;
+            }
             return;
         }
         let mut wanted: Vec<i64> = requests
@@ -168,7 +169,20 @@ impl LockTask {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let granted = match self.try_locks(&wanted).await {
+        let granted = if unlocks.is_empty() || wanted.is_empty() || self.conn.is_none() {
+            if !unlocks.is_empty() {
+                let _ = self.run_unlocks(&unlocks).await;
+            }
+            self.try_locks(&wanted).await
+        } else {
+            // Under load, turns end and start in every batch: one statement for both.
+            match self.unlock_and_try_locks(&unlocks, &wanted).await {
+                Ok(granted) => Ok(granted),
+                // The session is gone, and with it the locks to give back.
+                Err(_) => self.try_locks(&wanted).await,
+            }
+        };
+        let granted = match granted {
             Ok(granted) => granted,
             Err(e) => {
                 let message = e.to_string();
@@ -221,6 +235,32 @@ impl LockTask {
             .into_iter()
             .filter(|(_, ok)| *ok)
             .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Gives back `unlocks`, then tries `keys`, in one statement (`UNION ALL` runs its parts
+    /// in order, so a key given back can be taken again by the same batch).
+    async fn unlock_and_try_locks(
+        &mut self,
+        unlocks: &[i64],
+        keys: &[i64],
+    ) -> Result<HashSet<i64>, sqlx::Error> {
+        let conn = self.connection().await?;
+        let rows: Vec<(bool, i64, bool)> = timed(
+            sqlx::query_as(
+                "SELECT false, k, pg_advisory_unlock(k) FROM unnest($1::int8[]) AS k \
+                 UNION ALL SELECT true, k, pg_try_advisory_lock(k) FROM unnest($2::int8[]) AS k",
+            )
+            .bind(unlocks)
+            .bind(keys)
+            .fetch_all(&mut *conn),
+        )
+        .await
+        .inspect_err(|_| self.conn = None)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(lock, _, ok)| *lock && *ok)
+            .map(|(_, k, _)| k)
             .collect())
     }
 

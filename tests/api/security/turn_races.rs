@@ -322,3 +322,69 @@ async fn a_delete_on_another_instance_stops_the_reply() {
     let b = model.app(Backend::Production, &[]).await;
     a_delete_stops_the_reply(&model, &a, &b).await;
 }
+
+/// Two instances' turn locks under a storm of short turns on a few threads: the lock task
+/// gives back and takes locks in one statement, and still no two turns of one thread ever
+/// overlap, on one instance or across both, and every turn gets its thread.
+#[tokio::test]
+async fn turn_locks_under_load_never_let_two_turns_of_a_thread_overlap() {
+    use study_mode_api::chatkit::ThreadLocks;
+    use study_mode_api::db::Database;
+    let instance = || async {
+        let pool = sqlx::PgPool::connect(crate::support::app::test_database_url())
+            .await
+            .expect("pool");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        (
+            ThreadLocks::new(
+                &Database::Postgres(pool),
+                Duration::from_secs(30),
+                shutdown.clone(),
+            ),
+            shutdown,
+        )
+    };
+    let (a, stop_a) = instance().await;
+    let (b, stop_b) = instance().await;
+    let threads: Vec<String> = (0..8).map(|n| unique(&format!("storm-{n}"))).collect();
+    let busy: Arc<Vec<AtomicBool>> = Arc::new((0..8).map(|_| AtomicBool::new(false)).collect());
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let turns = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..64 {
+        let locks = if worker % 2 == 0 {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let (threads, busy) = (threads.clone(), busy.clone());
+        let (overlaps, turns) = (overlaps.clone(), turns.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let n = (worker * 7 + round * 3) % threads.len();
+                let guard = locks
+                    .acquire(&threads[n])
+                    .await
+                    .expect("every turn gets its thread");
+                if busy[n].swap(true, Ordering::SeqCst) {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                busy[n].store(false, Ordering::SeqCst);
+                drop(guard);
+                turns.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("worker");
+    }
+    assert_eq!(turns.load(Ordering::SeqCst), 640);
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two turns of one thread overlapped"
+    );
+    stop_a.cancel();
+    stop_b.cancel();
+}
