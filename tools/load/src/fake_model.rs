@@ -3,7 +3,9 @@
 //! {"choices":[{"delta":{"content":"…"}}]}` frames, a `finish_reason` frame, then `data:
 //! [DONE]`) with `--tokens` tokens at `--tokens-per-sec`, so a reply lasts as long as a load run
 //! needs its streams held. The first token is sent at once (the server's first-token timeout
-//! does not fire); keep the gap between tokens under the server's `MODEL_IDLE_TIMEOUT_SECS`.
+//! does not fire), or after `--first-token-ms` (`N`, or `MIN-MAX` spread over the replies: a
+//! model's time to first token); keep the gap between tokens under the server's
+//! `MODEL_IDLE_TIMEOUT_SECS`.
 //! With `--stamp` the first token is `@<unix µs>`, the wall-clock time it was written, so the
 //! `chat` client can measure the service's first-token overhead (same host, same clock).
 //! With `--tls-ca-out FILE` it serves HTTPS instead, HTTP/2 or HTTP/1.1 by ALPN, with a
@@ -47,6 +49,23 @@ pub struct FakeModelArgs {
     /// HTTP/2 `MAX_CONCURRENT_STREAMS` per connection (with `--tls-ca-out`).
     #[arg(long, default_value_t = 100)]
     pub max_streams: u32,
+    /// Wait before the first token, in milliseconds: `N`, or `MIN-MAX` spread evenly over
+    /// the replies (a model's time to first token).
+    #[arg(long, value_parser = parse_range, default_value = "0")]
+    pub first_token_ms: (u64, u64),
+}
+
+/// `N` or `MIN-MAX` (milliseconds).
+fn parse_range(raw: &str) -> Result<(u64, u64), String> {
+    let parse = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
+    let (min, max) = match raw.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => (parse(raw)?, parse(raw)?),
+    };
+    if min > max {
+        return Err(format!("{min} is more than {max}"));
+    }
+    Ok((min, max))
 }
 
 #[derive(Clone)]
@@ -54,7 +73,18 @@ struct Fake {
     tokens: u64,
     gap: Duration,
     stamp: bool,
+    first_token_ms: (u64, u64),
     requests: Arc<AtomicU64>,
+}
+
+impl Fake {
+    /// The wait before reply `n`'s first token: spread over the range by a multiplicative
+    /// hash of `n`, so replies started together get their first tokens at different times.
+    fn first_token_wait(&self, n: u64) -> Duration {
+        let (min, max) = self.first_token_ms;
+        let spread = n.wrapping_mul(2_654_435_761) % (max - min + 1);
+        Duration::from_millis(min + spread)
+    }
 }
 
 pub async fn run(args: FakeModelArgs) -> anyhow::Result<()> {
@@ -65,6 +95,7 @@ pub async fn run(args: FakeModelArgs) -> anyhow::Result<()> {
         tokens: args.tokens.max(1),
         gap: Duration::from_secs_f64(1.0 / args.tokens_per_sec),
         stamp: args.stamp,
+        first_token_ms: args.first_token_ms,
         requests: Arc::new(AtomicU64::new(0)),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
@@ -178,7 +209,8 @@ fn router(fake: Fake) -> Router {
 }
 
 async fn completions(State(fake): State<Fake>, _body: Bytes) -> Response {
-    fake.requests.fetch_add(1, Ordering::Relaxed);
+    let n = fake.requests.fetch_add(1, Ordering::Relaxed);
+    let first_wait = fake.first_token_wait(n);
     let stream = futures::stream::unfold(0u64, move |k| {
         let fake = fake.clone();
         async move {
@@ -187,6 +219,8 @@ async fn completions(State(fake): State<Fake>, _body: Bytes) -> Response {
             } else if k <= fake.tokens {
                 if k > 1 {
                     tokio::time::sleep(fake.gap).await;
+                } else if !first_wait.is_zero() {
+                    tokio::time::sleep(first_wait).await;
                 }
                 let word = if k == 1 && fake.stamp {
                     let now = std::time::SystemTime::now()
@@ -225,6 +259,27 @@ fn chunk(delta: &str, finish: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn first_token_waits_are_read_and_spread_over_their_range() {
+        assert_eq!(parse_range("250"), Ok((250, 250)));
+        assert_eq!(parse_range("200-500"), Ok((200, 500)));
+        assert!(parse_range("500-200").is_err());
+        assert!(parse_range("soon").is_err());
+        let fake = Fake {
+            tokens: 1,
+            gap: Duration::ZERO,
+            stamp: false,
+            first_token_ms: (200, 500),
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        let waits: Vec<u64> = (0..100)
+            .map(|n| fake.first_token_wait(n).as_millis() as u64)
+            .collect();
+        assert!(waits.iter().all(|w| (200..=500).contains(w)), "{waits:?}");
+        let (low, high) = (waits.iter().min(), waits.iter().max());
+        assert!(low < Some(&260) && high > Some(&440), "{waits:?}");
+    }
+
     #[tokio::test]
     async fn a_reply_is_the_role_frame_n_tokens_a_stop_frame_and_done() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -235,6 +290,7 @@ mod tests {
             tokens: 3,
             gap: Duration::from_millis(5),
             stamp: false,
+            first_token_ms: (0, 0),
             requests: Arc::new(AtomicU64::new(0)),
         };
         tokio::spawn(async move { axum::serve(listener, router(fake)).await });
