@@ -1,4 +1,5 @@
-//! Rate limiting: policies, the Redis limiter (one atomic Lua script) and the in-process one.
+//! Rate limiting: policies, the Redis limiter (one atomic Lua script per batch of concurrent
+//! checks) and the in-process one.
 //!
 //! Owns: admission decisions, the client IP of a request, and the `RateLimit*` headers. Must
 //! fail open when Redis is down (admit, count `outcome="failed_open"`, log at most once a
@@ -11,6 +12,7 @@
 //! `chat-60s`, `chat-86400s`. A refusal is a 429 with `Retry-After` (seconds) and the JSON error
 //! `rate_limited` whose `details` give `policy`, `limit`, `window`, `reset_seconds`, `reset_at`.
 
+mod batch;
 mod client_ip;
 mod memory;
 pub mod policy;
@@ -31,6 +33,7 @@ use ipnet::IpNet;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::config::{Env, SettingDoc};
@@ -185,7 +188,15 @@ impl RateLimiter {
             decisions.clone(),
         );
         let backend = match redis {
-            Some(pool) => Backend::Redis(pool, redis::RedisLimiter::default()),
+            Some(pool) => {
+                let sizes = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+                registry.register(
+                    "ratelimit_redis_batch_checks",
+                    "Limiter checks sent to Redis per script call (concurrent checks are batched)",
+                    sizes.clone(),
+                );
+                Backend::Redis(pool.clone(), redis::RedisLimiter::new(pool, sizes))
+            }
             None => Backend::Memory(memory::MemoryLimiter::default()),
         };
         Self(Arc::new(Inner {
@@ -214,10 +225,7 @@ impl RateLimiter {
         let decision = match &self.0.backend {
             Backend::Memory(m) => m.check(&subject, limits.windows()),
             Backend::Redis(pool, script) => {
-                match script
-                    .check(pool, &pool.key(&subject), limits.windows())
-                    .await
-                {
+                match script.check(pool.key(&subject), limits.windows()).await {
                     Ok(d) => d,
                     Err(error) => return Ok(self.fail_open(policy, &error)),
                 }
