@@ -159,14 +159,18 @@ async fn mixed_subjects_in_one_batch_each_get_their_own_answer_and_a_broken_key_
         .expect("set");
     let calls_before = metric(&app, BATCHES).await;
 
-    // Redis held: one check goes in flight and waits, every later one queues for one batch.
+    // Redis held: the first checks go in flight and wait (two calls at most are in flight),
+    // every later one queues for one batch.
     let held = hold_redis(&redis, Duration::from_millis(400)).await;
-    let opener = tokio::spawn({
-        let l = limiter.clone();
-        let key = unique("opener");
-        async move { l.check(Policy::Chat, &key).await }
-    });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut openers = Vec::new();
+    for _ in 0..2 {
+        let (l, key) = (limiter.clone(), unique("opener"));
+        openers.push(tokio::spawn(
+            async move { l.check(Policy::Chat, &key).await },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let subjects = [
         (Policy::Chat, a.clone(), 5),
         (Policy::Chat, b.clone(), 5),
@@ -191,7 +195,9 @@ async fn mixed_subjects_in_one_batch_each_get_their_own_answer_and_a_broken_key_
         let answer = task.await.expect("task").map_err(|_| ());
         answers.entry(key).or_default().push(answer);
     }
-    assert!(opener.await.expect("task").is_ok());
+    for opener in openers {
+        assert!(opener.await.expect("task").is_ok());
+    }
     held.await.expect("busy script");
 
     let admitted_remaining = |key: &str| -> BTreeSet<Option<u64>> {
@@ -225,8 +231,8 @@ async fn mixed_subjects_in_one_batch_each_get_their_own_answer_and_a_broken_key_
     assert_eq!(failed_open, 2.0);
     assert_eq!(
         metric(&app, BATCHES).await - calls_before,
-        2.0,
-        "the opener alone, then the 17 queued checks in one call"
+        3.0,
+        "each opener alone, then the 17 queued checks in one call"
     );
 }
 
