@@ -1,4 +1,5 @@
-//! Rate limiting: policies, the Redis limiter (one atomic Lua script) and the in-process one.
+//! Rate limiting: policies, the Redis limiter (one atomic Lua script per batch of concurrent
+//! checks) and the in-process one.
 //!
 //! Owns: admission decisions, the client IP of a request, and the `RateLimit*` headers. Must
 //! fail open when Redis is down (admit, count `outcome="failed_open"`, log at most once a
@@ -11,6 +12,7 @@
 //! `chat-60s`, `chat-86400s`. A refusal is a 429 with `Retry-After` (seconds) and the JSON error
 //! `rate_limited` whose `details` give `policy`, `limit`, `window`, `reset_seconds`, `reset_at`.
 
+mod batch;
 mod client_ip;
 mod memory;
 pub mod policy;
@@ -20,6 +22,7 @@ pub mod window;
 pub use policy::{Limits, Window};
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +34,7 @@ use ipnet::IpNet;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::config::{Env, SettingDoc};
@@ -95,6 +99,15 @@ pub const SETTINGS: &[SettingDoc] = &[
 ];
 
 impl RateLimitSettings {
+    /// The windows of `policy`.
+    pub fn limits(&self, policy: Policy) -> &Limits {
+        match policy {
+            Policy::Chat => &self.chat,
+            Policy::Anon => &self.anon,
+            Policy::AuthFailures => &self.auth_failures,
+        }
+    }
+
     pub fn from_env(env: &mut Env) -> Self {
         let defaults = Self::default();
         let trusted_proxies = match env
@@ -136,6 +149,15 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Position in per-policy arrays.
+    fn index(self) -> usize {
+        match self {
+            Self::Chat => 0,
+            Self::Anon => 1,
+            Self::AuthFailures => 2,
+        }
+    }
+
     /// The policy's name in headers, keys and metrics.
     pub fn name(self) -> &'static str {
         match self {
@@ -166,6 +188,8 @@ struct Inner {
     /// Subjects over a failure budget, until when, with the refusal to repeat (in process).
     refused: Mutex<HashMap<String, (Instant, Limited)>>,
     log: LogThrottle,
+    /// `RateLimit-Policy` of each policy (by [`Policy::index`]): the same on every answer.
+    policy_headers: [Option<HeaderValue>; 3],
 }
 
 /// The limiter of one process (cheap to clone).
@@ -185,46 +209,53 @@ impl RateLimiter {
             decisions.clone(),
         );
         let backend = match redis {
-            Some(pool) => Backend::Redis(pool, redis::RedisLimiter::default()),
+            Some(pool) => {
+                let sizes = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+                registry.register(
+                    "ratelimit_redis_batch_checks",
+                    "Limiter checks sent to Redis per script call (concurrent checks are batched)",
+                    sizes.clone(),
+                );
+                Backend::Redis(pool.clone(), redis::RedisLimiter::new(pool, sizes))
+            }
             None => Backend::Memory(memory::MemoryLimiter::default()),
         };
+        let policy_headers = [Policy::Chat, Policy::Anon, Policy::AuthFailures]
+            .map(|p| policy_value(p, settings.limits(p)));
         Self(Arc::new(Inner {
             settings: settings.clone(),
             backend,
             decisions,
             refused: Mutex::new(HashMap::new()),
             log: LogThrottle::new(Duration::from_secs(60)),
+            policy_headers,
         }))
     }
 
     /// The windows of `policy`.
     pub fn limits(&self, policy: Policy) -> &Limits {
-        match policy {
-            Policy::Chat => &self.0.settings.chat,
-            Policy::Anon => &self.0.settings.anon,
-            Policy::AuthFailures => &self.0.settings.auth_failures,
-        }
+        self.0.settings.limits(policy)
     }
 
     /// Counts one request of `key` against `policy`: the headers to add to the response when
     /// admitted, or [`Limited`] (answered 429 with `Retry-After` and the same headers) when not.
     pub async fn check(&self, policy: Policy, key: &str) -> Result<HeaderMap, Limited> {
         let limits = self.limits(policy);
-        let subject = subject_of(policy, key);
         let decision = match &self.0.backend {
-            Backend::Memory(m) => m.check(&subject, limits.windows()),
+            Backend::Memory(m) => m.check(&subject_of(policy, key), limits.windows()),
             Backend::Redis(pool, script) => {
-                match script
-                    .check(pool, &pool.key(&subject), limits.windows())
-                    .await
-                {
+                // `pool.key(subject_of(..))`, in one allocation.
+                let prefixed = format!("{}ratelimit:{}:{}", pool.prefix(), policy.name(), key);
+                match script.check(prefixed, limits.windows()).await {
                     Ok(d) => d,
                     Err(error) => return Ok(self.fail_open(policy, &error)),
                 }
             }
         };
-        let mut headers = policy_header(policy, limits);
-        headers.extend(state_header(policy, limits, &decision));
+        let mut headers = self.policy_header(policy, 2);
+        if let Some(v) = state_value(policy, limits, &decision) {
+            headers.insert(RATELIMIT, v);
+        }
         if decision.admitted {
             self.count(policy, "admitted");
             Ok(headers)
@@ -280,7 +311,16 @@ impl RateLimiter {
             tracing::warn!(policy = policy.name(), %error,
                 "rate limiter unavailable, admitting requests (fail open; muted for 60 s)");
         }
-        policy_header(policy, self.limits(policy))
+        self.policy_header(policy, 1)
+    }
+
+    /// A map of room for `capacity` headers, holding `RateLimit-Policy`.
+    fn policy_header(&self, policy: Policy, capacity: usize) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(capacity);
+        if let Some(v) = &self.0.policy_headers[policy.index()] {
+            map.insert(RATELIMIT_POLICY, v.clone());
+        }
+        map
     }
 
     fn count(&self, policy: Policy, outcome: &'static str) {
@@ -294,58 +334,33 @@ impl RateLimiter {
     }
 }
 
-fn item_name(policy: Policy, limits: &Limits, w: &Window) -> String {
-    if limits.windows().len() == 1 {
-        policy.name().to_owned()
-    } else {
-        format!("{}-{}s", policy.name(), w.period.as_secs())
+fn push_item_name(out: &mut String, policy: Policy, limits: &Limits, w: &Window) {
+    out.push_str(policy.name());
+    if limits.windows().len() > 1 {
+        let _ = write!(out, "-{}s", w.period.as_secs());
     }
 }
 
-fn header_value(items: Vec<String>) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&items.join(", ")) {
-        map.insert(RATELIMIT_POLICY, v);
+/// `RateLimit-Policy`: `"chat";q=20;w=60`, one item per window.
+fn policy_value(policy: Policy, limits: &Limits) -> Option<HeaderValue> {
+    let mut out = String::new();
+    for (i, w) in limits.windows().iter().enumerate() {
+        out.push_str(if i == 0 { "\"" } else { ", \"" });
+        push_item_name(&mut out, policy, limits, w);
+        let _ = write!(out, "\";q={};w={}", w.limit, w.period.as_secs());
     }
-    map
+    HeaderValue::from_str(&out).ok()
 }
 
-fn policy_header(policy: Policy, limits: &Limits) -> HeaderMap {
-    header_value(
-        limits
-            .windows()
-            .iter()
-            .map(|w| {
-                format!(
-                    "\"{}\";q={};w={}",
-                    item_name(policy, limits, w),
-                    w.limit,
-                    w.period.as_secs()
-                )
-            })
-            .collect(),
-    )
-}
-
-fn state_header(policy: Policy, limits: &Limits, decision: &Decision) -> HeaderMap {
-    let items: Vec<String> = limits
-        .windows()
-        .iter()
-        .zip(&decision.windows)
-        .map(|(w, s)| {
-            format!(
-                "\"{}\";r={};t={}",
-                item_name(policy, limits, w),
-                s.remaining,
-                ceil_secs(s.reset)
-            )
-        })
-        .collect();
-    let mut map = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&items.join(", ")) {
-        map.insert(RATELIMIT, v);
+/// `RateLimit`: `"chat";r=3;t=12`, one item per window.
+fn state_value(policy: Policy, limits: &Limits, decision: &Decision) -> Option<HeaderValue> {
+    let mut out = String::with_capacity(24 * limits.windows().len());
+    for (i, (w, s)) in limits.windows().iter().zip(&decision.windows).enumerate() {
+        out.push_str(if i == 0 { "\"" } else { ", \"" });
+        push_item_name(&mut out, policy, limits, w);
+        let _ = write!(out, "\";r={};t={}", s.remaining, ceil_secs(s.reset));
     }
-    map
+    HeaderValue::from_str(&out).ok()
 }
 
 fn ceil_secs(d: Duration) -> u64 {
