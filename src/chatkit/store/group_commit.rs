@@ -2,8 +2,9 @@
 //!
 //! Owns: [`GroupCommit`], one writer task per store. A turn's writes (a new thread with its first
 //! message, a user message, a reply with the thread's changes) become a [`Write`] sent to the
-//! writer; the writer takes every write that queued up while its previous statement ran (up to
-//! `DATABASE_WRITE_BATCH`), writes them all with one data-modifying statement (`UNNEST` of
+//! writer; the writer takes every write that queued up while its statements ran (up to
+//! `DATABASE_WRITE_BATCH`; at most [`IN_FLIGHT`] statements at once), writes them all with one
+//! data-modifying statement (`UNNEST` of
 //! arrays: thread inserts, thread updates, item upserts; [`BATCH_SQL`]) and answers each write
 //! after that statement committed. So the ack of every item still follows its commit, while
 //! PostgreSQL parses, plans and commits once per batch instead of once per turn.
@@ -16,18 +17,24 @@
 //! write of it is retried alone, concurrently, so one bad write fails alone.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use prometheus_client::metrics::histogram::Histogram;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{StoreResult, ThreadChanges, ThreadRecord, ThreadStoreError};
 use crate::chatkit::types::ThreadItem;
 
 /// Writes queued for the writer before a sender waits (backpressure, not loss).
 const QUEUE: usize = 4096;
+
+/// Batch statements running at once (each on its own pooled connection). More than one: a
+/// commit waits for the WAL to reach the disk, and PostgreSQL flushes concurrent commits
+/// together, so a slow disk does not cap the turns per second at one batch per flush.
+const IN_FLIGHT: usize = 4;
 
 /// The turn path's writes of one store, committed in batches by one task.
 #[derive(Debug, Clone)]
@@ -187,8 +194,14 @@ impl GroupCommit {
 }
 
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, sizes: Histogram) {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut carried: Option<Job> = None;
     loop {
+        // A free slot first: while every slot waits on its commit, writes queue up and the
+        // next batch grows.
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
         let first = match carried.take() {
             Some(job) => job,
             None => match rx.recv().await {
@@ -209,7 +222,11 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, sizes:
             batch.push(job);
         }
         sizes.observe(batch.len() as f64);
-        commit(&pool, batch).await;
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, batch).await;
+            drop(slot);
+        });
     }
 }
 
