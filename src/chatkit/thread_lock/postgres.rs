@@ -223,19 +223,7 @@ impl LockTask {
     }
 
     async fn try_locks_once(&mut self, keys: &[i64]) -> Result<HashSet<i64>, sqlx::Error> {
-        let conn = self.connection().await?;
-        let rows: Vec<(i64, bool)> = timed(
-            sqlx::query_as("SELECT k, pg_try_advisory_lock(k) FROM unnest($1::int8[]) AS k")
-                .bind(keys)
-                .fetch_all(&mut *conn),
-        )
-        .await
-        .inspect_err(|_| self.conn = None)?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(k, _)| k)
-            .collect())
+        self.unlock_and_try_locks(&[], keys).await
     }
 
     /// Gives back `unlocks`, then tries `keys`, in one statement (`UNION ALL` runs its parts
