@@ -1,8 +1,15 @@
 //! Server-minted identifiers and timestamps of threads and items.
 //!
-//! Ids are a type prefix (as the reference: `thr`, `msg`, `tc`, `shcx`, …) plus 16 random hex
-//! digits (64 bits from a v4 UUID, of which 62 are random) instead of the reference's 8, so that
-//! collisions stay negligible at any realistic number of threads. Timestamps are UTC with
+//! Ids are a type prefix (as the reference: `thr`, `msg`, `tc`, `shcx`, …) plus the 32 hex digits
+//! of a UUIDv7 (RFC 9562: a 48-bit millisecond timestamp, then a counter and random bits; 74 of
+//! its bits are random) instead of the reference's 8 random digits, so that collisions stay
+//! negligible at any realistic number of threads. Time-ordered ids are for the database: a new
+//! thread's row and its items land at the right edge of the id indexes (`threads` primary key,
+//! `items (thread_id, …)`) instead of on a random leaf page each, so an insert touches the few
+//! pages already in memory rather than dirtying (and, after each checkpoint, logging in full)
+//! one page per row of indexes larger than the buffer cache (docs/BENCHMARKS.md, "Time-ordered
+//! ids"). An id says when its thread was made, which the thread's `created_at` says anyway;
+//! ids are not secrets: every read is checked against its owner. Timestamps are UTC with
 //! microsecond precision (what both stores keep) and strictly increasing within the process,
 //! so that items written one after the other never tie on `created_at`.
 
@@ -10,11 +17,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-/// A fresh id with `prefix`, e.g. `thr_4f9a154fd2a1c0b7`.
+/// A fresh id with `prefix`, e.g. `thr_019af7c2e5a97b3c8d2e4f6a1b3c5d7e`: later ids of this
+/// process sort after earlier ones (the uuid crate's v7 counter keeps them increasing within a
+/// millisecond).
 pub fn mint(prefix: &str) -> String {
-    let hex = uuid::Uuid::new_v4().simple().to_string();
-    // The last 16 digits hold the v4 variant bits in their first digit only.
-    format!("{prefix}_{}", &hex[16..])
+    let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+    let hex = uuid::Uuid::now_v7().simple().encode_lower(&mut buf);
+    let mut id = String::with_capacity(prefix.len() + 1 + hex.len());
+    id.push_str(prefix);
+    id.push('_');
+    id.push_str(hex);
+    id
 }
 
 /// Id of a new thread.
@@ -91,13 +104,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_carry_the_prefix_and_sixteen_hex_digits() {
+    fn ids_carry_the_prefix_and_a_uuid_v7() {
         let id = thread_id();
         let (prefix, hex) = id.split_once('_').expect("prefix");
         assert_eq!(prefix, "thr");
-        assert_eq!(hex.len(), 16);
-        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(hex.len(), 32);
+        assert!(
+            hex.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        let uuid = uuid::Uuid::parse_str(hex).expect("a uuid");
+        assert_eq!(uuid.get_version_num(), 7);
         assert_ne!(thread_id(), thread_id());
+    }
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones() {
+        let ids: Vec<String> = (0..10_000).map(|_| message_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order");
     }
 
     #[test]

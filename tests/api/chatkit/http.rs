@@ -108,7 +108,7 @@ async fn create_order(backend: Backend) {
         )
     );
     assert!(
-        thread_id.starts_with("thr_") && thread_id.len() == 20,
+        thread_id.starts_with("thr_") && thread_id.len() == 36,
         "{thread_id}"
     );
     assert_eq!(events[0]["thread"].get("title"), None);

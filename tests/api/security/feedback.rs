@@ -17,7 +17,7 @@ async fn feedback_amplification(backend: Backend) {
         .as_str()
         .expect("reply id")
         .to_owned();
-    let same = vec![reply_id.clone(); 35_000];
+    let same = vec![reply_id.clone(); 20_000];
     let res = c
         .send_raw(
             &json!({"type": "items.feedback",
