@@ -154,7 +154,7 @@ impl StoreMetrics {
         );
         registry.register(
             "store_write_batch_size",
-            "Turn writes committed together by one group-commit statement (PostgreSQL)",
+            "Turn writes committed together by one group commit",
             m.write_batch.clone(),
         );
         m

@@ -49,8 +49,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc::new(
         "DATABASE_WRITE_BATCH",
         "`64`",
-        "PostgreSQL group commit: most turn writes (new thread, message, reply) that share one \
-         statement and commit; each is acknowledged after that commit. `1` writes each alone.",
+        "Group commit: most turn writes (new thread, message, reply) that share one commit (one \
+         statement on PostgreSQL, one transaction on SQLite); each is acknowledged after that \
+         commit. `1` writes each alone.",
     ),
 ];
 

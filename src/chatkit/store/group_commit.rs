@@ -1,20 +1,28 @@
-//! Group commit on PostgreSQL: the turn path's writes of many concurrent turns in one statement.
+//! Group commit: the turn path's writes of many concurrent turns in one commit.
 //!
 //! Owns: [`GroupCommit`], one writer task per store. A turn's writes (a new thread with its first
 //! message, a user message, a reply with the thread's changes) become a [`Write`] sent to the
-//! writer; the writer takes every write that queued up while its statements ran (up to
-//! `DATABASE_WRITE_BATCH`; at most [`IN_FLIGHT`] statements at once), writes them all with one
-//! data-modifying statement (`UNNEST` of
-//! arrays: thread inserts, thread updates, item upserts; [`BATCH_SQL`]) and answers each write
-//! after that statement committed. So the ack of every item still follows its commit, while
-//! PostgreSQL parses, plans and commits once per batch instead of once per turn.
+//! writer; the writer takes every write that queued up while its batches ran (up to
+//! `DATABASE_WRITE_BATCH`), commits them together and answers each write after that commit. So
+//! the ack of every item still follows its commit, while the database commits once per batch
+//! instead of once per turn. How a batch is written depends on the [`Target`]:
 //!
-//! Each write's answer is its own: the statement returns the rows it wrote, and a write whose
-//! thread is gone or someone else's gets `NoSuchThread`, as the one-write statements of
-//! `sql.rs` do. A batch never holds two writes of one thread (a data-modifying `WITH` must not
-//! touch a row twice); a later write of the same thread waits for the next batch. When the
-//! batch statement fails (a row PostgreSQL refuses, a thread deleted under the batch), every
-//! write of it is retried alone, concurrently, so one bad write fails alone.
+//! - PostgreSQL: one data-modifying statement (`UNNEST` of arrays: thread inserts, thread
+//!   updates, item upserts; [`BATCH_SQL`]), at most [`IN_FLIGHT`] at once: it parses, plans
+//!   and commits once per batch.
+//! - SQLite: one transaction of the writes' own statements, one batch at a time. SQLite has a
+//!   single writer: turns writing from several pool connections only waited on each other's
+//!   lock (and a new thread paid a `BEGIN` and a `COMMIT` of its own, each a hop to the
+//!   connection's thread); here they queue in order and a batch pays one pool checkout, one
+//!   `BEGIN` and one `COMMIT` for all of them.
+//!
+//! Each write's answer is its own: a write whose thread is gone or someone else's gets
+//! `NoSuchThread`, as the one-write statements of `sql.rs` do (on PostgreSQL read from the rows
+//! the statement returns, on SQLite from each statement's count). A batch never holds two writes
+//! of one thread (a data-modifying `WITH` must not touch a row twice); a later write of the same
+//! thread waits for the next batch. When a batch fails (a row the database refuses, a thread
+//! deleted under the batch), every write of it is retried alone, concurrently, so one bad write
+//! fails alone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,19 +30,53 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use prometheus_client::metrics::histogram::Histogram;
-use sqlx::PgPool;
+use sqlx::{PgPool, SqliteConnection, SqlitePool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::dialect::DbTime;
+use super::sql::{UPDATE_THREAD_CHANGES, UPSERT_ITEM, UPSERT_THREAD};
 use super::{StoreResult, ThreadChanges, ThreadRecord, ThreadStoreError};
 use crate::chatkit::types::ThreadItem;
 
 /// Writes queued for the writer before a sender waits (backpressure, not loss).
 const QUEUE: usize = 4096;
 
-/// Batch statements running at once (each on its own pooled connection). More than one: a
-/// commit waits for the WAL to reach the disk, and PostgreSQL flushes concurrent commits
-/// together, so a slow disk does not cap the turns per second at one batch per flush.
+/// Batch statements running at once on PostgreSQL (each on its own pooled connection). More
+/// than one: a commit waits for the WAL to reach the disk, and PostgreSQL flushes concurrent
+/// commits together, so a slow disk does not cap the turns per second at one batch per flush.
 const IN_FLIGHT: usize = 4;
+
+/// The database a writer commits to, and how.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    /// One [`BATCH_SQL`] statement per batch, up to [`IN_FLIGHT`] at once.
+    Postgres(PgPool),
+    /// One transaction per batch, one batch at a time (SQLite's one writer).
+    Sqlite(SqlitePool),
+}
+
+impl Target {
+    fn in_flight(&self) -> usize {
+        match self {
+            Target::Postgres(_) => IN_FLIGHT,
+            Target::Sqlite(_) => 1,
+        }
+    }
+
+    /// Writes `writes` (no two touching one thread) in one commit and reads each one's answer;
+    /// `Err` when the database refused the batch (nothing of it is written). `sql` is the text
+    /// of [`BATCH_SQL`] to run on PostgreSQL.
+    async fn execute(
+        &self,
+        sql: &str,
+        writes: &[&Write],
+    ) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
+        match self {
+            Target::Postgres(pool) => execute_postgres(pool, sql, writes).await,
+            Target::Sqlite(pool) => execute_sqlite(pool, writes).await,
+        }
+    }
+}
 
 /// The turn path's writes of one store, committed in batches by one task.
 #[derive(Debug, Clone)]
@@ -171,12 +213,12 @@ struct Job {
 }
 
 impl GroupCommit {
-    /// Starts the writer on `pool`, taking at most `max_batch` writes per statement. The task
+    /// Starts the writer on `target`, taking at most `max_batch` writes per commit. The task
     /// ends when the last clone of the store is dropped, after answering what it holds.
-    /// `sizes` records the writes of each statement.
-    pub(super) fn start(pool: PgPool, max_batch: usize, sizes: Histogram) -> Self {
+    /// `sizes` records the writes of each batch.
+    pub(super) fn start(target: Target, max_batch: usize, sizes: Histogram) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx, max_batch.max(1), sizes));
+        tokio::spawn(run(target, rx, max_batch.max(1), sizes));
         Self { tx }
     }
 
@@ -193,8 +235,9 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, sizes: Histogram) {
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+async fn run(target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize, sizes: Histogram) {
+    let in_flight = Arc::new(Semaphore::new(target.in_flight()));
+    let mut statement = Statement::new();
     let mut carried: Option<Job> = None;
     loop {
         // A free slot first: while every slot waits on its commit, writes queue up and the
@@ -222,18 +265,59 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, sizes:
             batch.push(job);
         }
         sizes.observe(batch.len() as f64);
-        let pool = pool.clone();
+        let (target, sql) = (target.clone(), statement.next());
         tokio::spawn(async move {
-            commit(&pool, batch).await;
+            commit(&target, &sql, batch).await;
             drop(slot);
         });
     }
 }
 
-/// Writes `batch` in one statement and answers every job; on failure each job alone.
-async fn commit(pool: &PgPool, batch: Vec<Job>) {
+/// Batches before the batch statement is first renamed (see [`Statement`]).
+const REPLAN_FROM: u64 = 64;
+
+/// The text of [`BATCH_SQL`] the next batch runs on PostgreSQL. sqlx prepares a statement once
+/// per connection, and PostgreSQL keeps the generic plan it makes for it, which fits the tables
+/// as they were then: on a new database, with `threads` nearly empty, that plan joins the
+/// updates by hashing and checks the items' threads with a hashed subplan, each a sequential
+/// scan of `threads`, and it stays while the table grows unless an `ANALYZE` invalidates it
+/// (with autovacuum off: 6,349 scans reading 68 million rows in 33,000 turns, PostgreSQL's CPU
+/// per turn twice what it is with fitting plans; docs/BENCHMARKS.md, "The batch statement's
+/// plan"). Planning every batch (an unnamed statement) fits the plan but doubled the parse and
+/// plan work to ≈ 40 % of PostgreSQL's CPU. So the text gets a new comment, and every
+/// connection prepares and plans it again, each time the writer's count of batches doubles
+/// from [`REPLAN_FROM`] on: the plan in use was made when the tables held at least half of
+/// what the writer has written, at the cost of one more prepared statement per connection each
+/// doubling (about 30 in a process's life; sqlx's statement cache drops old ones).
+#[derive(Debug)]
+struct Statement {
+    batches: u64,
+    text: Arc<str>,
+}
+
+impl Statement {
+    fn new() -> Self {
+        Self {
+            batches: 0,
+            text: Arc::from(BATCH_SQL),
+        }
+    }
+
+    /// Counts one batch and returns the text it runs.
+    fn next(&mut self) -> Arc<str> {
+        self.batches += 1;
+        if self.batches >= REPLAN_FROM && self.batches.is_power_of_two() {
+            self.text = Arc::from(format!("{BATCH_SQL} /* plan {} */", self.batches));
+        }
+        self.text.clone()
+    }
+}
+
+/// Writes `batch` in one commit (`sql`: the batch statement's text on PostgreSQL) and answers
+/// every job; on failure each job alone.
+async fn commit(target: &Target, sql: &str, batch: Vec<Job>) {
     let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
-    let error = match execute(pool, &writes).await {
+    let error = match target.execute(sql, &writes).await {
         Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
                 let _ = job.done.send(result);
@@ -251,7 +335,7 @@ async fn commit(pool: &PgPool, batch: Vec<Job>) {
     }
     tracing::debug!(error = %error, writes = batch.len(), "group commit failed; writing alone");
     join_all(batch.into_iter().map(|job| async move {
-        let result = match execute(pool, &[&job.write]).await {
+        let result = match target.execute(sql, &[&job.write]).await {
             Ok(mut results) => results.pop().unwrap_or(Err(ThreadStoreError::NoSuchThread)),
             Err(e) => Err(e.into()),
         };
@@ -260,7 +344,7 @@ async fn commit(pool: &PgPool, batch: Vec<Job>) {
     .await;
 }
 
-/// The batch statement. `nt`: new threads (upserts, another owner's id untouched); `ut`: a
+/// The batch statement (its text as [`Statement`] names it). `nt`: new threads (upserts, another owner's id untouched); `ut`: a
 /// reply's changes to the owner's thread; `it`: item upserts, each requiring its thread as its
 /// write does (`via`: 1 = created in `nt`, 2 = updated in `ut`, 0 = the owner's existing
 /// thread). It returns the threads `ut` updated (kind 2) and the items `it` wrote (kind 0),
@@ -302,8 +386,13 @@ const BATCH_SQL: &str = "WITH nt AS (\
      SELECT 2::int2 AS kind, id AS thread_id, '' AS item_id FROM ut \
      UNION ALL SELECT 0::int2, thread_id, id FROM it";
 
-/// Runs [`BATCH_SQL`] for `writes` (no two touching one thread) and reads each one's answer.
-async fn execute(pool: &PgPool, writes: &[&Write]) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
+/// Runs `sql` ([`BATCH_SQL`]) for `writes` (no two touching one thread) and reads each one's
+/// answer.
+async fn execute_postgres(
+    pool: &PgPool,
+    sql: &str,
+    writes: &[&Write],
+) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
     let mut n = NewColumns::default();
     let mut c = ChangeColumns::default();
     let mut i = ItemColumns::default();
@@ -344,7 +433,7 @@ async fn execute(pool: &PgPool, writes: &[&Write]) -> Result<Vec<StoreResult<()>
             i.via.push(via);
         }
     }
-    let rows: Vec<(i16, String, String)> = sqlx::query_as(BATCH_SQL)
+    let rows: Vec<(i16, String, String)> = sqlx::query_as(sql)
         .bind(&n.id)
         .bind(&n.user_id)
         .bind(&n.organization_id)
@@ -401,6 +490,82 @@ async fn execute(pool: &PgPool, writes: &[&Write]) -> Result<Vec<StoreResult<()>
         .collect())
 }
 
+/// Runs every write of `writes` in one SQLite transaction, in order, and reads each one's
+/// answer.
+async fn execute_sqlite(
+    pool: &SqlitePool,
+    writes: &[&Write],
+) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(writes.len());
+    for w in writes {
+        answers.push(write_sqlite(&mut tx, w).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// One write inside a batch's transaction, with the statements of `sql.rs`: `Ok(Err(
+/// NoSuchThread))` when its thread is not the owner's (a create then writes nothing, a reply
+/// nothing after the refused statement, as [`BATCH_SQL`]); `Err` when SQLite refused a
+/// statement, which fails the batch.
+async fn write_sqlite(
+    conn: &mut SqliteConnection,
+    w: &Write,
+) -> Result<StoreResult<()>, sqlx::Error> {
+    let owner = w.owner.as_str();
+    let mut written = true;
+    if let Some(t) = &w.create {
+        let done = sqlx::query(UPSERT_THREAD)
+            .bind(t.id.as_str())
+            .bind(owner)
+            .bind(t.organization_id.as_deref())
+            .bind(t.lesson_path.as_deref())
+            .bind(t.title.as_deref())
+            .bind(t.status.as_str())
+            .bind(t.metadata.as_str())
+            .bind(DbTime(t.created_at))
+            .bind(DbTime(t.updated_at))
+            .execute(&mut *conn)
+            .await?;
+        written = done.rows_affected() > 0;
+    }
+    if let (true, Some(c)) = (written, &w.changes) {
+        let done = sqlx::query(UPDATE_THREAD_CHANGES)
+            .bind(c.thread_id.as_str())
+            .bind(owner)
+            .bind(c.set_title)
+            .bind(c.title.as_deref())
+            .bind(c.set_metadata)
+            .bind(c.metadata.as_str())
+            .bind(DbTime(c.updated_at))
+            .execute(&mut *conn)
+            .await?;
+        written = done.rows_affected() > 0;
+    }
+    for item in &w.items {
+        if !written {
+            break;
+        }
+        let done = sqlx::query(UPSERT_ITEM)
+            .bind(item.id.as_str())
+            .bind(item.thread_id.as_str())
+            .bind(owner)
+            .bind(item.item_type)
+            .bind(DbTime(item.created_at))
+            .bind(DbTime(item.updated_at))
+            .bind(item.data.as_str())
+            .execute(&mut *conn)
+            .await?;
+        written = done.rows_affected() > 0;
+    }
+    Ok(if written {
+        Ok(())
+    } else {
+        Err(ThreadStoreError::NoSuchThread)
+    })
+}
+
 #[derive(Default)]
 struct NewColumns<'a> {
     id: Vec<&'a str>,
@@ -435,4 +600,24 @@ struct ItemColumns<'a> {
     updated_at: Vec<DateTime<Utc>>,
     data: Vec<&'a str>,
     via: Vec<i16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch statement is renamed when the count of batches doubles from `REPLAN_FROM`
+    /// on, and only then.
+    #[test]
+    fn the_batch_statement_is_renamed_at_each_doubling() {
+        let mut statement = Statement::new();
+        let texts: Vec<Arc<str>> = (0..1100).map(|_| statement.next()).collect();
+        let renamed: Vec<usize> = (1..texts.len())
+            .filter(|&n| texts[n] != texts[n - 1])
+            .map(|n| n + 1)
+            .collect();
+        assert_eq!(renamed, [64, 128, 256, 512, 1024]);
+        assert_eq!(&*texts[0], BATCH_SQL);
+        assert_eq!(&*texts[1099], format!("{BATCH_SQL} /* plan 1024 */"));
+    }
 }

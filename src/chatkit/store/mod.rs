@@ -8,9 +8,9 @@
 //!
 //! Every operation takes the owner (`CurrentUser::id`) and filters on it, so another user's
 //! thread or item is indistinguishable from a missing one. Every write is committed before the
-//! call returns: on PostgreSQL the turn path's writes may share one statement with other
-//! turns' (`group_commit.rs`), but each call still returns only after that commit. Pages are ordered by `(created_at, id)` and filter hidden
-//! items in SQL, so pages are never cut short by them.
+//! call returns: the turn path's writes may share one commit with other turns'
+//! (`group_commit.rs`), but each call still returns only after that commit. Pages are ordered
+//! by `(created_at, id)` and filter hidden items in SQL, so pages are never cut short by them.
 
 mod dialect;
 mod group_commit;
@@ -26,7 +26,7 @@ use sqlx::{Postgres, Sqlite};
 use super::request::Order;
 use super::types::{Page, Thread, ThreadItem};
 use crate::db::{Database, StoreMetrics};
-use group_commit::{GroupCommit, Write};
+use group_commit::{GroupCommit, Target, Write};
 use sql::SqlStore;
 
 /// A thread without its items: what [`ThreadStore::save_thread`] takes, so items can never be
@@ -147,7 +147,7 @@ pub struct ThreadStore {
     /// Most bytes of item JSON in one page (`PAGE_MAX_BYTES`): a page stops early, with
     /// `has_more` and `after` set, rather than hold 100 items of a megabyte each.
     page_max_bytes: usize,
-    /// The turn path's writes, batched (PostgreSQL with `DATABASE_WRITE_BATCH` > 1).
+    /// The turn path's writes, batched (`DATABASE_WRITE_BATCH` > 1).
     group: Option<GroupCommit>,
 }
 
@@ -177,18 +177,16 @@ impl ThreadStore {
     }
 
     /// The same store committing the turn path's writes (new thread with its message, a
-    /// message, a reply) in groups of at most `max` per statement on PostgreSQL
-    /// (`group_commit.rs`); `max` ≤ 1, or SQLite, writes each on its own. Starts a task: call
-    /// inside the runtime.
+    /// message, a reply) in groups of at most `max` per commit (`group_commit.rs`: one
+    /// statement on PostgreSQL, one transaction on SQLite); `max` ≤ 1 writes each on its own.
+    /// Starts a task: call inside the runtime.
     pub fn with_write_batch(mut self, max: usize) -> Self {
-        self.group = match &self.backend {
-            Backend::Postgres(s) if max > 1 => Some(GroupCommit::start(
-                s.pool().clone(),
-                max,
-                self.metrics.write_batch.clone(),
-            )),
-            _ => None,
+        let target = match &self.backend {
+            _ if max <= 1 => None,
+            Backend::Postgres(s) => Some(Target::Postgres(s.pool().clone())),
+            Backend::Sqlite(s) => Some(Target::Sqlite(s.pool().clone())),
         };
+        self.group = target.map(|t| GroupCommit::start(t, max, self.metrics.write_batch.clone()));
         self
     }
 

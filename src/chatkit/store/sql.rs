@@ -54,15 +54,26 @@ impl<DB: sqlx::Database> SqlStore<DB> {
 }
 
 /// Inserts or updates a thread (`$1`…`$9`); updating another owner's thread writes nothing.
-const UPSERT_THREAD: &str = "INSERT INTO threads (id, user_id, organization_id, lesson_path, \
+pub(super) const UPSERT_THREAD: &str = "INSERT INTO threads (id, user_id, organization_id, lesson_path, \
      title, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
      metadata = excluded.metadata, updated_at = excluded.updated_at \
      WHERE threads.user_id = excluded.user_id";
 
+/// Inserts or replaces an item (`$1`…`$7`: id, thread, owner, type, created, updated, JSON) of
+/// the owner's thread: inserting through a SELECT on the owner's thread makes a foreign thread
+/// a no-op, and the conflict clause leaves another owner's item alone.
+pub(super) const UPSERT_ITEM: &str = "INSERT INTO items (id, thread_id, user_id, item_type, \
+     created_at, updated_at, data) \
+     SELECT $1, t.id, t.user_id, $4, $5, $6, $7 FROM threads t \
+     WHERE t.id = $2 AND t.user_id = $3 \
+     ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
+     data = excluded.data, updated_at = excluded.updated_at \
+     WHERE items.user_id = excluded.user_id";
+
 /// What a reply changed of the owner's thread (`$1`…`$7`: id, owner, title?, title,
 /// metadata?, metadata, updated_at).
-const UPDATE_THREAD_CHANGES: &str = "UPDATE threads SET \
+pub(super) const UPDATE_THREAD_CHANGES: &str = "UPDATE threads SET \
      title = CASE WHEN $3 THEN $4 ELSE title END, \
      metadata = CASE WHEN $5 THEN $6 ELSE metadata END, updated_at = $7 \
      WHERE id = $1 AND user_id = $2";
@@ -310,24 +321,16 @@ where
         owner: &str,
         item: &ThreadItem,
     ) -> StoreResult<()> {
-        // Inserting through a SELECT on the owner's thread makes a foreign thread a no-op.
-        let done = sqlx::query(
-            "INSERT INTO items (id, thread_id, user_id, item_type, created_at, updated_at, data) \
-             SELECT $1, t.id, t.user_id, $4, $5, $6, $7 FROM threads t \
-             WHERE t.id = $2 AND t.user_id = $3 \
-             ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
-             data = excluded.data, updated_at = excluded.updated_at \
-             WHERE items.user_id = excluded.user_id",
-        )
-        .bind(item.id.as_str())
-        .bind(item.thread_id.as_str())
-        .bind(owner)
-        .bind(item.kind.type_name())
-        .bind(DbTime(item.created_at))
-        .bind(DbTime(chrono::Utc::now()))
-        .bind(Json(item))
-        .execute(conn)
-        .await?;
+        let done = sqlx::query(UPSERT_ITEM)
+            .bind(item.id.as_str())
+            .bind(item.thread_id.as_str())
+            .bind(owner)
+            .bind(item.kind.type_name())
+            .bind(DbTime(item.created_at))
+            .bind(DbTime(chrono::Utc::now()))
+            .bind(Json(item))
+            .execute(conn)
+            .await?;
         written(DB::rows_affected(&done))
     }
 
