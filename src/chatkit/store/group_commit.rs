@@ -10,17 +10,17 @@
 //! - PostgreSQL: one data-modifying statement (`UNNEST` of arrays: thread inserts, thread
 //!   updates, item upserts; [`BATCH_SQL`]), at most [`IN_FLIGHT`] at once: it parses, plans
 //!   and commits once per batch.
-//! - SQLite: one transaction of the writes' own statements, one batch at a time. SQLite has a
-//!   single writer: turns writing from several pool connections only waited on each other's
-//!   lock (and a new thread paid a `BEGIN` and a `COMMIT` of its own, each a hop to the
-//!   connection's thread); here they queue in order and a batch pays one pool checkout, one
-//!   `BEGIN` and one `COMMIT` for all of them.
+//! - SQLite: one transaction of three multi-row statements (new threads, thread changes,
+//!   items; `RETURNING` what each wrote), one batch at a time. SQLite has a single writer:
+//!   turns writing from several pool connections only waited on each other's lock, and every
+//!   statement is a hop to the connection's thread (a new thread also paid its own `BEGIN` and
+//!   `COMMIT`); here they queue in order and a batch pays one checkout and five hops whatever
+//!   its size.
 //!
 //! Each write's answer is its own: a write whose thread is gone or someone else's gets
-//! `NoSuchThread`, as the one-write statements of `sql.rs` do (on PostgreSQL read from the rows
-//! the statement returns, on SQLite from each statement's count). A batch never holds two writes
-//! of one thread (a data-modifying `WITH` must not touch a row twice); a later write of the same
-//! thread waits for the next batch. When a batch fails (a row the database refuses, a thread
+//! `NoSuchThread`, as the one-write statements of `sql.rs` do, read from the rows the batch's
+//! statements return. A batch never holds two writes of one thread (a data-modifying `WITH`
+//! must not touch a row twice); a later write of the same thread waits for the next batch. When a batch fails (a row the database refuses, a thread
 //! deleted under the batch), every write of it is retried alone, concurrently, so one bad write
 //! fails alone.
 
@@ -30,11 +30,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use prometheus_client::metrics::histogram::Histogram;
-use sqlx::{PgPool, SqliteConnection, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::dialect::DbTime;
-use super::sql::{UPDATE_THREAD_CHANGES, UPSERT_ITEM, UPSERT_THREAD};
+use super::sql::{ITEM_COLUMNS_IN, ITEM_CONFLICT, THREAD_COLUMNS_IN, THREAD_CONFLICT};
 use super::{StoreResult, ThreadChanges, ThreadRecord, ThreadStoreError};
 use crate::chatkit::types::ThreadItem;
 
@@ -51,7 +51,8 @@ const IN_FLIGHT: usize = 4;
 pub(super) enum Target {
     /// One [`BATCH_SQL`] statement per batch, up to [`IN_FLIGHT`] at once.
     Postgres(PgPool),
-    /// One transaction per batch, one batch at a time (SQLite's one writer).
+    /// One transaction of multi-row statements per batch, one batch at a time (SQLite's one
+    /// writer).
     Sqlite(SqlitePool),
 }
 
@@ -490,80 +491,134 @@ async fn execute_postgres(
         .collect())
 }
 
-/// Runs every write of `writes` in one SQLite transaction, in order, and reads each one's
-/// answer.
+/// Most rows in one SQLite statement of a batch (7 values each, far below SQLite's 32,766).
+const SQLITE_ROWS: usize = 500;
+
+/// Writes `writes` in one SQLite transaction of at most three multi-row statements (the new
+/// threads, the thread changes, the items; more only past [`SQLITE_ROWS`] rows), each a single
+/// hop to the connection's thread whatever the batch's size, and reads each write's answer from
+/// the rows they return, as [`execute_postgres`] does: another owner's thread writes nothing of
+/// a create and none of a reply's items.
 async fn execute_sqlite(
     pool: &SqlitePool,
     writes: &[&Write],
 ) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut answers = Vec::with_capacity(writes.len());
-    for w in writes {
-        answers.push(write_sqlite(&mut tx, w).await?);
+    let creates: Vec<(&str, &NewThread)> = writes
+        .iter()
+        .filter_map(|w| w.create.as_ref().map(|t| (w.owner.as_str(), t)))
+        .collect();
+    let mut created: HashSet<String> = HashSet::new();
+    for chunk in creates.chunks(SQLITE_ROWS) {
+        let sql = format!(
+            "INSERT INTO threads ({THREAD_COLUMNS_IN}) VALUES {} {THREAD_CONFLICT} RETURNING id",
+            placeholders(chunk.len(), 9)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for (owner, t) in chunk {
+            query = query
+                .bind(t.id.as_str())
+                .bind(*owner)
+                .bind(t.organization_id.as_deref())
+                .bind(t.lesson_path.as_deref())
+                .bind(t.title.as_deref())
+                .bind(t.status.as_str())
+                .bind(t.metadata.as_str())
+                .bind(DbTime(t.created_at))
+                .bind(DbTime(t.updated_at));
+        }
+        created.extend(query.fetch_all(&mut *tx).await?);
+    }
+    let changes: Vec<(&str, &Changes)> = writes
+        .iter()
+        .filter_map(|w| w.changes.as_ref().map(|c| (w.owner.as_str(), c)))
+        .collect();
+    let mut updated: HashSet<String> = HashSet::new();
+    for chunk in changes.chunks(SQLITE_ROWS) {
+        // `VALUES` in FROM names its columns column1…column7: id, owner, title?, title,
+        // metadata?, metadata, updated_at.
+        let sql = format!(
+            "UPDATE threads SET \
+             title = CASE WHEN c.column3 THEN c.column4 ELSE threads.title END, \
+             metadata = CASE WHEN c.column5 THEN c.column6 ELSE threads.metadata END, \
+             updated_at = c.column7 FROM (VALUES {}) AS c \
+             WHERE threads.id = c.column1 AND threads.user_id = c.column2 RETURNING threads.id",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for (owner, c) in chunk {
+            query = query
+                .bind(c.thread_id.as_str())
+                .bind(*owner)
+                .bind(c.set_title)
+                .bind(c.title.as_deref())
+                .bind(c.set_metadata)
+                .bind(c.metadata.as_str())
+                .bind(DbTime(c.updated_at));
+        }
+        updated.extend(query.fetch_all(&mut *tx).await?);
+    }
+    let thread_done = |w: &Write| match (&w.create, &w.changes) {
+        (Some(t), _) => created.contains(&t.id),
+        (None, Some(c)) => updated.contains(&c.thread_id),
+        (None, None) => true,
+    };
+    // Items only of writes whose thread part was written; the join on the owner's thread
+    // refuses the rest (another owner's thread, a thread gone).
+    let items: Vec<(&str, &ItemRow)> = writes
+        .iter()
+        .filter(|w| thread_done(w))
+        .flat_map(|w| w.items.iter().map(|i| (w.owner.as_str(), i)))
+        .collect();
+    let mut stored: Vec<(String, String)> = Vec::with_capacity(items.len());
+    for chunk in items.chunks(SQLITE_ROWS) {
+        // column1…column7: id, thread, owner, type, created, updated, JSON. `WHERE true`
+        // parts the join from the upsert clause (SQLite's grammar).
+        let sql = format!(
+            "INSERT INTO items ({ITEM_COLUMNS_IN}) \
+             SELECT c.column1, t.id, t.user_id, c.column4, c.column5, c.column6, c.column7 \
+             FROM (VALUES {}) AS c JOIN threads t ON t.id = c.column2 AND t.user_id = c.column3 \
+             WHERE true {ITEM_CONFLICT} RETURNING thread_id, id",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        for (owner, item) in chunk {
+            query = query
+                .bind(item.id.as_str())
+                .bind(item.thread_id.as_str())
+                .bind(*owner)
+                .bind(item.item_type)
+                .bind(DbTime(item.created_at))
+                .bind(DbTime(item.updated_at))
+                .bind(item.data.as_str());
+        }
+        stored.extend(query.fetch_all(&mut *tx).await?);
     }
     tx.commit().await?;
-    Ok(answers)
+    let stored: HashSet<(&str, &str)> = stored
+        .iter()
+        .map(|(thread, id)| (thread.as_str(), id.as_str()))
+        .collect();
+    Ok(writes
+        .iter()
+        .map(|w| {
+            let ok = thread_done(w)
+                && w.items
+                    .iter()
+                    .all(|i| stored.contains(&(i.thread_id.as_str(), i.id.as_str())));
+            if ok {
+                Ok(())
+            } else {
+                Err(ThreadStoreError::NoSuchThread)
+            }
+        })
+        .collect())
 }
 
-/// One write inside a batch's transaction, with the statements of `sql.rs`: `Ok(Err(
-/// NoSuchThread))` when its thread is not the owner's (a create then writes nothing, a reply
-/// nothing after the refused statement, as [`BATCH_SQL`]); `Err` when SQLite refused a
-/// statement, which fails the batch.
-async fn write_sqlite(
-    conn: &mut SqliteConnection,
-    w: &Write,
-) -> Result<StoreResult<()>, sqlx::Error> {
-    let owner = w.owner.as_str();
-    let mut written = true;
-    if let Some(t) = &w.create {
-        let done = sqlx::query(UPSERT_THREAD)
-            .bind(t.id.as_str())
-            .bind(owner)
-            .bind(t.organization_id.as_deref())
-            .bind(t.lesson_path.as_deref())
-            .bind(t.title.as_deref())
-            .bind(t.status.as_str())
-            .bind(t.metadata.as_str())
-            .bind(DbTime(t.created_at))
-            .bind(DbTime(t.updated_at))
-            .execute(&mut *conn)
-            .await?;
-        written = done.rows_affected() > 0;
-    }
-    if let (true, Some(c)) = (written, &w.changes) {
-        let done = sqlx::query(UPDATE_THREAD_CHANGES)
-            .bind(c.thread_id.as_str())
-            .bind(owner)
-            .bind(c.set_title)
-            .bind(c.title.as_deref())
-            .bind(c.set_metadata)
-            .bind(c.metadata.as_str())
-            .bind(DbTime(c.updated_at))
-            .execute(&mut *conn)
-            .await?;
-        written = done.rows_affected() > 0;
-    }
-    for item in &w.items {
-        if !written {
-            break;
-        }
-        let done = sqlx::query(UPSERT_ITEM)
-            .bind(item.id.as_str())
-            .bind(item.thread_id.as_str())
-            .bind(owner)
-            .bind(item.item_type)
-            .bind(DbTime(item.created_at))
-            .bind(DbTime(item.updated_at))
-            .bind(item.data.as_str())
-            .execute(&mut *conn)
-            .await?;
-        written = done.rows_affected() > 0;
-    }
-    Ok(if written {
-        Ok(())
-    } else {
-        Err(ThreadStoreError::NoSuchThread)
-    })
+/// `rows` groups of `width` `?` placeholders: `(?, ?), (?, ?)`.
+fn placeholders(rows: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; rows].join(", ")
 }
 
 #[derive(Default)]

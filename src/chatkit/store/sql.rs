@@ -53,27 +53,66 @@ impl<DB: sqlx::Database> SqlStore<DB> {
     }
 }
 
+// The clauses shared by the one-row statements below and SQLite's multi-row batches
+// (`group_commit.rs`), as macros so that `concat!` can build constants of them.
+macro_rules! thread_columns {
+    () => {
+        "id, user_id, organization_id, lesson_path, title, status, metadata, created_at, updated_at"
+    };
+}
+macro_rules! thread_conflict {
+    () => {
+        "ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
+         metadata = excluded.metadata, updated_at = excluded.updated_at \
+         WHERE threads.user_id = excluded.user_id"
+    };
+}
+macro_rules! item_columns {
+    () => {
+        "id, thread_id, user_id, item_type, created_at, updated_at, data"
+    };
+}
+macro_rules! item_conflict {
+    () => {
+        "ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
+         data = excluded.data, updated_at = excluded.updated_at \
+         WHERE items.user_id = excluded.user_id"
+    };
+}
+
+/// `threads` columns in the order the thread inserts bind them.
+pub(super) const THREAD_COLUMNS_IN: &str = thread_columns!();
+/// A thread insert meeting an existing id: the owner's thread is updated, another owner's is
+/// left alone (no row written).
+pub(super) const THREAD_CONFLICT: &str = thread_conflict!();
+/// `items` columns in the order the item inserts bind them.
+pub(super) const ITEM_COLUMNS_IN: &str = item_columns!();
+/// An item insert meeting an existing item: the owner's is replaced, another owner's is left
+/// alone.
+pub(super) const ITEM_CONFLICT: &str = item_conflict!();
+
 /// Inserts or updates a thread (`$1`…`$9`); updating another owner's thread writes nothing.
-pub(super) const UPSERT_THREAD: &str = "INSERT INTO threads (id, user_id, organization_id, lesson_path, \
-     title, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
-     metadata = excluded.metadata, updated_at = excluded.updated_at \
-     WHERE threads.user_id = excluded.user_id";
+const UPSERT_THREAD: &str = concat!(
+    "INSERT INTO threads (",
+    thread_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ",
+    thread_conflict!()
+);
 
 /// Inserts or replaces an item (`$1`…`$7`: id, thread, owner, type, created, updated, JSON) of
 /// the owner's thread: inserting through a SELECT on the owner's thread makes a foreign thread
 /// a no-op, and the conflict clause leaves another owner's item alone.
-pub(super) const UPSERT_ITEM: &str = "INSERT INTO items (id, thread_id, user_id, item_type, \
-     created_at, updated_at, data) \
-     SELECT $1, t.id, t.user_id, $4, $5, $6, $7 FROM threads t \
-     WHERE t.id = $2 AND t.user_id = $3 \
-     ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
-     data = excluded.data, updated_at = excluded.updated_at \
-     WHERE items.user_id = excluded.user_id";
+const UPSERT_ITEM: &str = concat!(
+    "INSERT INTO items (",
+    item_columns!(),
+    ") SELECT $1, t.id, t.user_id, $4, $5, $6, $7 FROM threads t \
+     WHERE t.id = $2 AND t.user_id = $3 ",
+    item_conflict!()
+);
 
 /// What a reply changed of the owner's thread (`$1`…`$7`: id, owner, title?, title,
 /// metadata?, metadata, updated_at).
-pub(super) const UPDATE_THREAD_CHANGES: &str = "UPDATE threads SET \
+const UPDATE_THREAD_CHANGES: &str = "UPDATE threads SET \
      title = CASE WHEN $3 THEN $4 ELSE title END, \
      metadata = CASE WHEN $5 THEN $6 ELSE metadata END, updated_at = $7 \
      WHERE id = $1 AND user_id = $2";
@@ -83,11 +122,8 @@ pub(super) const UPDATE_THREAD_CHANGES: &str = "UPDATE threads SET \
 fn insert_item_from_t(first: usize) -> String {
     let [a, b, c, d, e] = [first, first + 1, first + 2, first + 3, first + 4];
     format!(
-        "INSERT INTO items (id, thread_id, user_id, item_type, created_at, updated_at, data) \
-         SELECT ${a}, t.id, t.user_id, ${b}, ${c}, ${d}, ${e} FROM t \
-         ON CONFLICT (thread_id, id) DO UPDATE SET item_type = excluded.item_type, \
-         data = excluded.data, updated_at = excluded.updated_at \
-         WHERE items.user_id = excluded.user_id"
+        "INSERT INTO items ({ITEM_COLUMNS_IN}) \
+         SELECT ${a}, t.id, t.user_id, ${b}, ${c}, ${d}, ${e} FROM t {ITEM_CONFLICT}"
     )
 }
 

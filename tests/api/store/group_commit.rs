@@ -30,6 +30,9 @@ enum Kind {
     Good,
     /// An item on another owner's thread: `NoSuchThread`, nothing written.
     Intruder,
+    /// A new thread reusing another owner's thread id: `NoSuchThread`, their thread unchanged
+    /// and no item written.
+    Hijack,
     /// An item PostgreSQL refuses (U+0000 in JSONB): an error, and no thread left behind.
     /// SQLite keeps any JSON text, so there it is a good write.
     Refused,
@@ -38,6 +41,7 @@ enum Kind {
 fn kind(n: usize, backend: Backend) -> Kind {
     match n % 10 {
         3 => Kind::Intruder,
+        5 => Kind::Hijack,
         7 if backend == Backend::Production => Kind::Refused,
         _ => Kind::Good,
     }
@@ -72,14 +76,21 @@ async fn concurrent_turn_writes(backend: Backend) {
         .map(|(n, t)| match kind(n, backend) {
             Kind::Good => item(&t.id, &format!("hello {n}")),
             Kind::Intruder => item(&foreign.id, "intruder"),
+            Kind::Hijack => item(&foreign.id, "hijack"),
             Kind::Refused => item(&t.id, "a\0b"),
         })
         .collect();
     let results = join_all(threads.iter().zip(&firsts).enumerate().map(|(n, (t, i))| {
-        let (s, owner) = (&s, &owner);
+        let (s, owner, foreign) = (&s, &owner, &foreign);
         async move {
             match kind(n, backend) {
                 Kind::Intruder => s.save_item(owner, i).await,
+                Kind::Hijack => {
+                    let mut theirs = t.clone();
+                    theirs.id.clone_from(&foreign.id);
+                    theirs.title = Some("hijacked".into());
+                    s.save_thread_with_item(owner, &theirs, i).await
+                }
                 _ => s.save_thread_with_item(owner, t, i).await,
             }
         }
@@ -94,7 +105,7 @@ async fn concurrent_turn_writes(backend: Backend) {
     for (n, result) in results.iter().enumerate() {
         match kind(n, backend) {
             Kind::Good => assert!(result.is_ok(), "write {n}: {result:?}"),
-            Kind::Intruder => assert!(
+            Kind::Intruder | Kind::Hijack => assert!(
                 matches!(result, Err(ThreadStoreError::NoSuchThread)),
                 "write {n}: {result:?}"
             ),
@@ -129,6 +140,22 @@ async fn concurrent_turn_writes(backend: Backend) {
         .await
         .expect("their items");
     assert_eq!(theirs.data.len(), 1, "no intruder's item on their thread");
+    let their_thread = s
+        .load_thread(&other, &foreign.id)
+        .await
+        .expect("load")
+        .expect("their thread");
+    assert_eq!(
+        their_thread.title, foreign.title,
+        "their thread was not renamed"
+    );
+    assert!(
+        s.load_thread(&owner, &foreign.id)
+            .await
+            .expect("load")
+            .is_none(),
+        "their thread did not become ours"
+    );
 }
 
 /// Replies at once: each one's title and state land with its items; a reply to another
