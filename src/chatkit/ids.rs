@@ -7,8 +7,8 @@
 //! thread's row and its items land at the right edge of the id indexes (`threads` primary key,
 //! `items (thread_id, …)`) instead of on a random leaf page each, so an insert touches the few
 //! pages already in memory rather than dirtying (and, after each checkpoint, logging in full)
-//! one page per row of indexes larger than the buffer cache (docs/BENCHMARKS.md, "Time-ordered
-//! ids"). An id says when its thread was made, which the thread's `created_at` says anyway;
+//! one page per row of indexes larger than the buffer cache (docs/BENCHMARKS.md, "The batch
+//! statement's plan, group commit on SQLite, time-ordered ids", part 3). An id says when its thread was made, which the thread's `created_at` says anyway;
 //! ids are not secrets: every read is checked against its owner. Timestamps are UTC with
 //! microsecond precision (what both stores keep) and strictly increasing within the process,
 //! so that items written one after the other never tie on `created_at`.

@@ -284,7 +284,7 @@ const REPLAN_FROM: u64 = 64;
 /// scan of `threads`, and it stays while the table grows unless an `ANALYZE` invalidates it
 /// (with autovacuum off: 6,349 scans reading 68 million rows in 33,000 turns, PostgreSQL's CPU
 /// per turn twice what it is with fitting plans; docs/BENCHMARKS.md, "The batch statement's
-/// plan"). Planning every batch (an unnamed statement) fits the plan but doubled the parse and
+/// plan, group commit on SQLite, time-ordered ids", part 1). Planning every batch (an unnamed statement) fits the plan but doubled the parse and
 /// plan work to ≈ 40 % of PostgreSQL's CPU. So the text gets a new comment, and every
 /// connection prepares and plans it again, each time the writer's count of batches doubles
 /// from [`REPLAN_FROM`] on: the plan in use was made when the tables held at least half of
