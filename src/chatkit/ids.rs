@@ -1,10 +1,10 @@
 //! Server-minted identifiers and timestamps of threads and items.
 //!
 //! Ids are a type prefix (as the reference: `thr`, `msg`, `tc`, `shcx`, …) plus the 32 hex digits
-//! of a UUIDv7 (RFC 9562: a 48-bit millisecond timestamp, then a counter and random bits; 74 of
-//! its bits are random) instead of the reference's 8 random digits, so that collisions stay
-//! negligible at any realistic number of threads. Time-ordered ids are for the database: a new
-//! thread's row and its items land at the right edge of the id indexes (`threads` primary key,
+//! of a UUIDv7 (RFC 9562: a 48-bit millisecond timestamp, then 74 bits, part of them a counter
+//! the uuid crate keeps within a millisecond, the rest random) instead of the reference's 8
+//! random digits, so that collisions stay negligible at any realistic number of threads.
+//! Time-ordered ids are for the database: a new thread's row and its items land at the right edge of the id indexes (`threads` primary key,
 //! `items (thread_id, …)`) instead of on a random leaf page each, so an insert touches the few
 //! pages already in memory rather than dirtying (and, after each checkpoint, logging in full)
 //! one page per row of indexes larger than the buffer cache (docs/BENCHMARKS.md, "The batch

@@ -289,7 +289,8 @@ const REPLAN_FROM: u64 = 64;
 /// connection prepares and plans it again, each time the writer's count of batches doubles
 /// from [`REPLAN_FROM`] on: the plan in use was made when the tables held at least half of
 /// what the writer has written, at the cost of one more prepared statement per connection each
-/// doubling (about 30 in a process's life; sqlx's statement cache drops old ones).
+/// doubling (about 30 in a process's life; sqlx closes the oldest once its cache of 100 a
+/// connection is full).
 #[derive(Debug)]
 struct Statement {
     batches: u64,
@@ -491,7 +492,8 @@ async fn execute_postgres(
         .collect())
 }
 
-/// Most rows in one SQLite statement of a batch (7 values each, far below SQLite's 32,766).
+/// Most rows in one SQLite statement of a batch (at most 9 values each, far below SQLite's
+/// 32,766).
 const SQLITE_ROWS: usize = 500;
 
 /// Writes `writes` in one SQLite transaction of at most three multi-row statements (the new
@@ -499,6 +501,10 @@ const SQLITE_ROWS: usize = 500;
 /// hop to the connection's thread whatever the batch's size, and reads each write's answer from
 /// the rows they return, as [`execute_postgres`] does: another owner's thread writes nothing of
 /// a create and none of a reply's items.
+///
+/// The statements are not kept prepared: their text depends on the number of rows, and
+/// hundreds of texts would push the read path's statements out of sqlx's cache (100 a
+/// connection); preparing one costs SQLite less than the hop that runs it.
 async fn execute_sqlite(
     pool: &SqlitePool,
     writes: &[&Write],
@@ -514,7 +520,7 @@ async fn execute_sqlite(
             "INSERT INTO threads ({THREAD_COLUMNS_IN}) VALUES {} {THREAD_CONFLICT} RETURNING id",
             placeholders(chunk.len(), 9)
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        let mut query = sqlx::query_scalar::<_, String>(&sql).persistent(false);
         for (owner, t) in chunk {
             query = query
                 .bind(t.id.as_str())
@@ -545,7 +551,7 @@ async fn execute_sqlite(
              WHERE threads.id = c.column1 AND threads.user_id = c.column2 RETURNING threads.id",
             placeholders(chunk.len(), 7)
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        let mut query = sqlx::query_scalar::<_, String>(&sql).persistent(false);
         for (owner, c) in chunk {
             query = query
                 .bind(c.thread_id.as_str())
@@ -565,10 +571,22 @@ async fn execute_sqlite(
     };
     // Items only of writes whose thread part was written; the join on the owner's thread
     // refuses the rest (another owner's thread, a thread gone).
+    // An item of a write that creates or changes a thread must be on that thread (as `via` in
+    // `BATCH_SQL`); one that is not is refused, and its write answers `NoSuchThread`.
+    let own_thread = |w: &Write, i: &ItemRow| match (&w.create, &w.changes) {
+        (Some(t), _) => t.id == i.thread_id,
+        (None, Some(c)) => c.thread_id == i.thread_id,
+        (None, None) => true,
+    };
     let items: Vec<(&str, &ItemRow)> = writes
         .iter()
         .filter(|w| thread_done(w))
-        .flat_map(|w| w.items.iter().map(|i| (w.owner.as_str(), i)))
+        .flat_map(|w| {
+            w.items
+                .iter()
+                .filter(|i| own_thread(w, i))
+                .map(|i| (w.owner.as_str(), i))
+        })
         .collect();
     let mut stored: Vec<(String, String)> = Vec::with_capacity(items.len());
     for chunk in items.chunks(SQLITE_ROWS) {
@@ -581,7 +599,7 @@ async fn execute_sqlite(
              WHERE true {ITEM_CONFLICT} RETURNING thread_id, id",
             placeholders(chunk.len(), 7)
         );
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql).persistent(false);
         for (owner, item) in chunk {
             query = query
                 .bind(item.id.as_str())

@@ -199,6 +199,7 @@ async fn concurrent_replies(backend: Backend) {
         .iter()
         .map(|t| (item(&t.id, "answer"), item(&t.id, "buttons")))
         .collect();
+    let before = metric(&app, "study_mode_store_write_batch_size_count").await;
     let results = join_all(updated.iter().zip(&replies).map(|(t, (a, b))| {
         let (s, owner) = (&s, &owner);
         async move {
@@ -211,6 +212,11 @@ async fn concurrent_replies(backend: Backend) {
         }
     }))
     .await;
+    let commits = metric(&app, "study_mode_store_write_batch_size_count").await - before;
+    assert!(
+        commits > 0.0 && commits < 100.0,
+        "100 concurrent replies took {commits} group commits"
+    );
     for (n, result) in results.iter().enumerate() {
         let theirs = n % 4 == 1;
         assert_eq!(
