@@ -470,26 +470,36 @@ async fn execute_postgres(
             _ => updated.insert(thread_id.as_str()),
         };
     }
-    Ok(writes
+    // A create answers by its item (as `save_thread_with_item` does): the item was written
+    // only if its thread was.
+    let thread_done = |w: &Write| match &w.changes {
+        Some(ch) => updated.contains(ch.thread_id.as_str()),
+        None => true,
+    };
+    Ok(answers(writes, thread_done, &items))
+}
+
+/// Each write's answer: `Ok` when its thread part was written (`thread_done`) and every one of
+/// its items is among `stored` (thread id, item id), else `NoSuchThread`.
+fn answers(
+    writes: &[&Write],
+    thread_done: impl Fn(&Write) -> bool,
+    stored: &HashSet<(&str, &str)>,
+) -> Vec<StoreResult<()>> {
+    writes
         .iter()
         .map(|w| {
-            let thread_done = match &w.changes {
-                Some(ch) => updated.contains(ch.thread_id.as_str()),
-                None => true,
-            };
-            // A create answers by its item (as `save_thread_with_item` does): the item was
-            // written only if its thread was.
-            let ok = thread_done
+            let ok = thread_done(w)
                 && w.items
                     .iter()
-                    .all(|item| items.contains(&(item.thread_id.as_str(), item.id.as_str())));
+                    .all(|i| stored.contains(&(i.thread_id.as_str(), i.id.as_str())));
             if ok {
                 Ok(())
             } else {
                 Err(ThreadStoreError::NoSuchThread)
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Most rows in one SQLite statement of a batch (at most 9 values each, far below SQLite's
@@ -617,20 +627,7 @@ async fn execute_sqlite(
         .iter()
         .map(|(thread, id)| (thread.as_str(), id.as_str()))
         .collect();
-    Ok(writes
-        .iter()
-        .map(|w| {
-            let ok = thread_done(w)
-                && w.items
-                    .iter()
-                    .all(|i| stored.contains(&(i.thread_id.as_str(), i.id.as_str())));
-            if ok {
-                Ok(())
-            } else {
-                Err(ThreadStoreError::NoSuchThread)
-            }
-        })
-        .collect())
+    Ok(answers(writes, thread_done, &stored))
 }
 
 /// `rows` groups of `width` `?` placeholders: `(?, ?), (?, ?)`.

@@ -9,6 +9,12 @@ use study_mode_api::chatkit::types::{AssistantContent, ItemKind, ThreadItem};
 
 use crate::support::app::{Backend, metric, spawn_echo_app, spawn_echo_app_with, unique};
 
+crate::per_backend! {
+    concurrent_turn_writes_share_commits_and_each_gets_its_own_answer => concurrent_turn_writes;
+    concurrent_replies_commit_their_changes_with_their_items => concurrent_replies;
+    a_batch_of_one_turns_group_commit_off => batch_of_one;
+}
+
 fn thread() -> ThreadRecord {
     ThreadRecord::new(ids::thread_id(), Some("01-Part/02-lesson".into()), None)
 }
@@ -49,16 +55,6 @@ fn kind(n: usize, backend: Backend) -> Kind {
 
 /// 300 writes at once: they are committed in fewer batches than writes, every good one is
 /// stored, and the bad ones (another owner's thread, a row PostgreSQL refuses) fail alone.
-#[tokio::test]
-async fn concurrent_turn_writes_share_commits_and_each_gets_its_own_answer_postgres() {
-    concurrent_turn_writes(Backend::Production).await;
-}
-
-#[tokio::test]
-async fn concurrent_turn_writes_share_commits_and_each_gets_its_own_answer_sqlite() {
-    concurrent_turn_writes(Backend::Embedded).await;
-}
-
 async fn concurrent_turn_writes(backend: Backend) {
     let app = spawn_echo_app(backend).await;
     let s = app.state.chatkit.store.clone();
@@ -160,16 +156,6 @@ async fn concurrent_turn_writes(backend: Backend) {
 
 /// Replies at once: each one's title and state land with its items; a reply to another
 /// owner's thread writes neither.
-#[tokio::test]
-async fn concurrent_replies_commit_their_changes_with_their_items_postgres() {
-    concurrent_replies(Backend::Production).await;
-}
-
-#[tokio::test]
-async fn concurrent_replies_commit_their_changes_with_their_items_sqlite() {
-    concurrent_replies(Backend::Embedded).await;
-}
-
 async fn concurrent_replies(backend: Backend) {
     let app = spawn_echo_app(backend).await;
     let s = app.state.chatkit.store.clone();
@@ -248,13 +234,6 @@ async fn concurrent_replies(backend: Backend) {
 }
 
 /// `DATABASE_WRITE_BATCH=1` writes each turn on its own: no group commit at all.
-#[tokio::test]
-async fn a_batch_of_one_turns_group_commit_off() {
-    for backend in [Backend::Production, Backend::Embedded] {
-        batch_of_one(backend).await;
-    }
-}
-
 async fn batch_of_one(backend: Backend) {
     let app = spawn_echo_app_with(backend, &[("DATABASE_WRITE_BATCH", "1")]).await;
     let s = app.state.chatkit.store.clone();
