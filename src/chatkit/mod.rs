@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,6 +39,7 @@ pub use error::{ChatKitError, Stop};
 pub use limits::ChatKitLimits;
 pub use metrics::ChatKitMetrics;
 pub use request::Request;
+pub use sse::Frames;
 pub use store::ThreadStore;
 pub use thread_lock::ThreadLocks;
 
@@ -79,7 +79,7 @@ pub enum Reply {
     /// `application/json` body.
     Json(Bytes),
     /// `text/event-stream`: SSE frames as they are produced.
-    Stream(mpsc::Receiver<Bytes>),
+    Stream(sse::Frames),
 }
 
 impl ChatKit {

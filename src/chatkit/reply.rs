@@ -95,11 +95,16 @@ struct Reply<'a> {
 
 /// Streams one reply from `stream` on `thread`. Returns `Err` only when the stream must end
 /// (client gone, shutdown, store failure); a responder failure becomes an `error` event.
-pub async fn run(
-    cx: &ReplyContext<'_>,
+///
+/// A held stream waits in this future for the whole reply, so it is kept small (it is most of
+/// a stream driver's size; docs/BENCHMARKS.md, "The stream driver's size"): a plain `fn`
+/// returning a block that owns `reply` and `stream` (an `async fn` keeps a second copy of its
+/// arguments), and what runs per event or once at the end boxed, each freed when it is done.
+pub fn run<'a>(
+    cx: &'a ReplyContext<'a>,
     thread: ThreadRecord,
     stream: TurnStream,
-) -> Result<(), Stop> {
+) -> impl Future<Output = Result<(), Stop>> + 'a {
     let mut reply = Reply {
         cx,
         thread,
@@ -109,29 +114,31 @@ pub async fn run(
         choices: None,
     };
     let mut stream = stream;
-    let outcome = loop {
-        let next = tokio::select! {
-            biased;
-            stop = cx.sink.stopped() => Err(stop),
-            next = stream.next() => Ok(next),
+    async move {
+        let outcome = loop {
+            let next = tokio::select! {
+                biased;
+                stop = cx.sink.stopped() => Err(stop),
+                next = stream.next() => Ok(next),
+            };
+            let step = match next {
+                Err(stop) => Err(stop),
+                Ok(None) => break Ok(None),
+                Ok(Some(Err(e))) => break Ok(Some(e)),
+                Ok(Some(Ok(event))) => Box::pin(reply.apply(event)).await,
+            };
+            if let Err(stop) = step {
+                break Err(stop);
+            }
         };
-        let step = match next {
-            Err(stop) => Err(stop),
-            Ok(None) => break Ok(None),
-            Ok(Some(Err(e))) => break Ok(Some(e)),
-            Ok(Some(Ok(event))) => reply.apply(event).await,
-        };
-        if let Err(stop) = step {
-            break Err(stop);
-        }
-    };
-    // Dropping the responder's stream cancels the work behind it (e.g. the model request).
-    drop(stream);
-    match outcome {
-        Ok(failure) => reply.finish(failure).await,
-        Err(stop) => {
-            reply.cancelled(&stop).await;
-            Err(stop)
+        // Dropping the responder's stream cancels the work behind it (e.g. the model request).
+        drop(stream);
+        match outcome {
+            Ok(failure) => Box::pin(reply.finish(failure)).await,
+            Err(stop) => {
+                Box::pin(reply.cancelled(&stop)).await;
+                Err(stop)
+            }
         }
     }
 }

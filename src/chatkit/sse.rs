@@ -10,24 +10,32 @@ use super::error::Stop;
 use super::metrics::{ChatKitMetrics, EventLabels};
 use super::types::Event;
 
+/// One SSE frame on its way to the response body. Boxed: the channel's storage is blocks of 32
+/// slots allocated up front, so a thin pointer keeps it at 32 × 8 bytes instead of 32 × 32 per
+/// stream, for one small allocation per frame (docs/BENCHMARKS.md, "The stream driver's size").
+pub type Frame = Box<Bytes>;
+
+/// The body's end of a stream.
+pub type Frames = mpsc::Receiver<Frame>;
+
 /// Frames buffered between the driver and the response body. Small, so that a client that
 /// stops reading stalls the driver (back-pressure) instead of growing memory.
 pub const CHANNEL_CAPACITY: usize = 16;
 
 /// One SSE frame.
-pub fn frame(event: &Event) -> Result<Bytes, Stop> {
+pub fn frame(event: &Event) -> Result<Frame, Stop> {
     let json = serde_json::to_vec(event).map_err(Stop::Encode)?;
     let mut out = Vec::with_capacity(json.len() + 8);
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(&json);
     out.extend_from_slice(b"\n\n");
-    Ok(Bytes::from(out))
+    Ok(Box::new(Bytes::from(out)))
 }
 
 /// The writing end of one stream.
 #[derive(Debug)]
 pub struct Sink {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Frame>,
     shutdown: CancellationToken,
     /// Cancelled when the thread is deleted mid-reply.
     deleted: CancellationToken,
@@ -36,7 +44,7 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<Frame>,
         shutdown: CancellationToken,
         deleted: CancellationToken,
         metrics: ChatKitMetrics,
@@ -63,15 +71,24 @@ impl Sink {
         match self.tx.try_send(bytes) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::Disconnected),
-            Err(mpsc::error::TrySendError::Full(bytes)) => tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => return Err(Stop::Shutdown),
-                _ = self.deleted.cancelled() => return Err(Stop::Deleted),
-                sent = self.tx.send(bytes) => sent.map_err(|_| Stop::Disconnected)?,
-            },
+            // Boxed: the waiting futures are most of this one's size, and every reply's
+            // state keeps room for the `emit` it awaits.
+            Err(mpsc::error::TrySendError::Full(bytes)) => {
+                Box::pin(self.send_when_read(bytes)).await?
+            }
         }
         self.count(event);
         Ok(())
+    }
+
+    /// Waits for room in the buffer (the client reading), unless the stream must stop first.
+    async fn send_when_read(&self, bytes: Frame) -> Result<(), Stop> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(Stop::Shutdown),
+            _ = self.deleted.cancelled() => Err(Stop::Deleted),
+            sent = self.tx.send(bytes) => sent.map_err(|_| Stop::Disconnected),
+        }
     }
 
     /// Sends without waiting (last words on the way out); dropped when the buffer is full.
@@ -107,14 +124,7 @@ impl Sink {
 mod tests {
     use super::*;
 
-    fn sink(
-        capacity: usize,
-    ) -> (
-        Sink,
-        mpsc::Receiver<Bytes>,
-        CancellationToken,
-        CancellationToken,
-    ) {
+    fn sink(capacity: usize) -> (Sink, Frames, CancellationToken, CancellationToken) {
         let (tx, rx) = mpsc::channel(capacity);
         let (shutdown, deleted) = (CancellationToken::new(), CancellationToken::new());
         let metrics = ChatKitMetrics::register(&mut Default::default());

@@ -11,7 +11,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -24,7 +23,7 @@ use super::reply::{self, ReplyContext};
 use super::request::{
     Action, ActionParams, Request, StructuredSubmission, ThreadItemParams, UserInput,
 };
-use super::sse::{CHANNEL_CAPACITY, Sink};
+use super::sse::{CHANNEL_CAPACITY, Frames, Sink};
 use super::store::{Hidden, PageQuery, ThreadRecord};
 use super::types::{Event, ItemKind, Page, StreamOptions, ThreadItem, UserMessage};
 use super::{ChatKit, history, ids, structured};
@@ -48,7 +47,7 @@ pub async fn start(
     chatkit: &ChatKit,
     ctx: RequestContext,
     request: Request,
-) -> Result<mpsc::Receiver<Bytes>, ChatKitError> {
+) -> Result<Frames, ChatKitError> {
     // `threads.create` gets its id here, so its turn is taken like any other.
     let thread_id = request
         .thread_id()
@@ -72,7 +71,8 @@ pub async fn start(
         sink,
         _turn: turn,
     };
-    chatkit.drivers.spawn(driver.run(plan).instrument(span));
+    let fut = driver.run(Box::new(plan)).instrument(span);
+    chatkit.drivers.spawn(fut);
     Ok(rx)
 }
 
@@ -150,6 +150,14 @@ async fn pending_tool_call(
     ))
 }
 
+/// What a stream does after its setup.
+enum Next {
+    /// Nothing: the setup said all there was to say.
+    Done,
+    /// Reply on the thread: the responder's stream (or why there is none).
+    Reply(ThreadRecord, TurnStream),
+}
+
 /// The spawned task behind one stream.
 struct Driver {
     chatkit: ChatKit,
@@ -160,34 +168,54 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(self, plan: Plan) {
+    /// The whole stream. Kept small, as a held stream waits in it for the whole reply: `plan`
+    /// comes boxed and the setup runs boxed, both freed before the reply (inline, their larger
+    /// state would stay allocated with the task; an `async fn` would also keep a second copy of
+    /// its arguments; docs/BENCHMARKS.md, "The stream driver's size").
+    fn run(self, plan: Box<Plan>) -> impl Future<Output = ()> {
         let metrics = self.chatkit.metrics.clone();
         metrics.active_streams.inc();
         let started = Instant::now();
-        match self.execute(plan).await {
-            Ok(()) | Err(Stop::Disconnected) => {}
-            Err(Stop::Shutdown) => self.sink.try_emit(&Event::error(
-                "The server is restarting. Please try again in a moment.",
-                true,
-            )),
-            Err(Stop::Deleted) => self
-                .sink
-                .try_emit(&Event::error("This conversation was deleted.", false)),
-            Err(e @ (Stop::Store(_) | Stop::Encode(_))) => {
-                tracing::error!(error = %e, "chatkit stream failed");
-                self.sink.try_emit(&Event::error(
-                    "Something went wrong. Please try again.",
+        async move {
+            let outcome = match Box::pin(self.execute(*plan)).await {
+                Ok(Next::Reply(thread, stream)) => {
+                    let cx = ReplyContext {
+                        owner: self.owner(),
+                        store: &self.chatkit.store,
+                        sink: &self.sink,
+                        metrics: &self.chatkit.metrics,
+                        limits: self.chatkit.limits(),
+                    };
+                    reply::run(&cx, thread, stream).await
+                }
+                Ok(Next::Done) => Ok(()),
+                Err(stop) => Err(stop),
+            };
+            match outcome {
+                Ok(()) | Err(Stop::Disconnected) => {}
+                Err(Stop::Shutdown) => self.sink.try_emit(&Event::error(
+                    "The server is restarting. Please try again in a moment.",
                     true,
-                ));
+                )),
+                Err(Stop::Deleted) => self
+                    .sink
+                    .try_emit(&Event::error("This conversation was deleted.", false)),
+                Err(e @ (Stop::Store(_) | Stop::Encode(_))) => {
+                    tracing::error!(error = %e, "chatkit stream failed");
+                    self.sink.try_emit(&Event::error(
+                        "Something went wrong. Please try again.",
+                        true,
+                    ));
+                }
             }
+            metrics.active_streams.dec();
+            metrics
+                .stream_duration
+                .observe(started.elapsed().as_secs_f64());
         }
-        metrics.active_streams.dec();
-        metrics
-            .stream_duration
-            .observe(started.elapsed().as_secs_f64());
     }
 
-    async fn execute(&self, plan: Plan) -> Result<(), Stop> {
+    async fn execute(&self, plan: Plan) -> Result<Next, Stop> {
         match plan {
             Plan::Create(id, input) => self.create(id, input).await,
             Plan::Message(thread, input) => self.user_turn(thread, input).await,
@@ -206,6 +234,12 @@ impl Driver {
         self.sink.emit(&event).await
     }
 
+    /// Sends `event` as the stream's last word.
+    async fn say(&self, event: Event) -> Result<Next, Stop> {
+        self.emit(event).await?;
+        Ok(Next::Done)
+    }
+
     async fn stream_options(&self) -> Result<(), Stop> {
         self.emit(Event::StreamOptions {
             stream_options: StreamOptions { allow_cancel: true },
@@ -215,7 +249,7 @@ impl Driver {
 
     /// A new thread and its first message are committed together: a message the store
     /// refuses leaves no empty thread behind.
-    async fn create(&self, id: String, input: UserInput) -> Result<(), Stop> {
+    async fn create(&self, id: String, input: UserInput) -> Result<Next, Stop> {
         let lesson = self.ctx.lesson_path.as_ref().map(|l| l.as_str().to_owned());
         let thread = ThreadRecord::new(id, lesson, self.ctx.organization_id.clone());
         let item = user_item(&thread, &input);
@@ -236,7 +270,7 @@ impl Driver {
     }
 
     /// Stores the message (unless it is a start trigger), then replies to it.
-    async fn user_turn(&self, thread: ThreadRecord, input: UserInput) -> Result<(), Stop> {
+    async fn user_turn(&self, thread: ThreadRecord, input: UserInput) -> Result<Next, Stop> {
         let history = self.history(&thread, None).await?;
         let item = user_item(&thread, &input);
         if let Some(item) = &item {
@@ -253,7 +287,7 @@ impl Driver {
         input: UserInput,
         history: Vec<Turn>,
         item: Option<ThreadItem>,
-    ) -> Result<(), Stop> {
+    ) -> Result<Next, Stop> {
         let message = item.is_some().then(|| input.text());
         if let Some(item) = item {
             self.emit(Event::ItemDone { item }).await?;
@@ -267,7 +301,7 @@ impl Driver {
                 request.selected_text = request.selected_text.or(input.quoted_text);
                 request
             });
-        self.reply(thread, request).await
+        Ok(self.reply(thread, request))
     }
 
     async fn tool_output(
@@ -275,10 +309,10 @@ impl Driver {
         thread: ThreadRecord,
         call: Option<ThreadItem>,
         result: Value,
-    ) -> Result<(), Stop> {
+    ) -> Result<Next, Stop> {
         let Some(mut call) = call else {
             return self
-                .emit(Event::error(
+                .say(Event::error(
                     "There is no pending client tool call in this thread.",
                     false,
                 ))
@@ -292,7 +326,7 @@ impl Driver {
         self.stream_options().await?;
         let history = self.history(&thread, None).await?;
         let request = self.turn_request(&thread, history, None);
-        self.reply(thread, request).await
+        Ok(self.reply(thread, request))
     }
 
     async fn structured(
@@ -300,25 +334,25 @@ impl Driver {
         thread: ThreadRecord,
         item: ThreadItem,
         input: StructuredSubmission,
-    ) -> Result<(), Stop> {
+    ) -> Result<Next, Stop> {
         let Some(updated) = structured::apply(&item, &input) else {
             let message = format!("Item {} is not a pending structured input.", item.id);
-            return self.emit(Event::error(message, false)).await;
+            return self.say(Event::error(message, false)).await;
         };
         self.stream_options().await?;
         self.chatkit.store.save_item(self.owner(), &updated).await?;
         self.emit(Event::ItemReplaced { item: updated }).await?;
         let history = self.history(&thread, None).await?;
         let request = self.turn_request(&thread, history, None);
-        self.reply(thread, request).await
+        Ok(self.reply(thread, request))
     }
 
     /// Deletes everything after the user message (announcing each visible deletion) and
     /// answers the message again.
-    async fn retry(&self, thread: ThreadRecord, item: ThreadItem) -> Result<(), Stop> {
+    async fn retry(&self, thread: ThreadRecord, item: ThreadItem) -> Result<Next, Stop> {
         let ItemKind::UserMessage(message) = &item.kind else {
             let text = format!("Item {} is not a user message.", item.id);
-            return self.emit(Event::error(text, false)).await;
+            return self.say(Event::error(text, false)).await;
         };
         let deleted = self
             .chatkit
@@ -342,7 +376,7 @@ impl Driver {
                 request.selected_text = request.selected_text.or(message.quoted_text.clone());
                 request
             });
-        self.reply(thread, request).await
+        Ok(self.reply(thread, request))
     }
 
     /// An answer button (a widget's [`crate::turn::ANSWER_ACTION`]) is answered as if its
@@ -354,7 +388,7 @@ impl Driver {
         thread: ThreadRecord,
         sender: Option<ThreadItem>,
         action: Action,
-    ) -> Result<(), Stop> {
+    ) -> Result<Next, Stop> {
         let from_widget = sender
             .as_ref()
             .is_some_and(|s| matches!(s.kind, ItemKind::Widget { .. }));
@@ -375,7 +409,7 @@ impl Driver {
         }
         if sender.is_some() && !from_widget {
             return self
-                .emit(Event::Error {
+                .say(Event::Error {
                     code: "stream.error".into(),
                     message: None,
                     allow_retry: false,
@@ -387,7 +421,7 @@ impl Driver {
             "The action {:?} is not supported by this tutor.",
             action.kind
         );
-        self.emit(Event::error(text, false)).await
+        self.say(Event::error(text, false)).await
     }
 
     /// The past turns the responder asked for, oldest first.
@@ -441,23 +475,13 @@ impl Driver {
         })
     }
 
-    async fn reply(
-        &self,
-        thread: ThreadRecord,
-        request: Result<TurnRequest, TurnError>,
-    ) -> Result<(), Stop> {
+    /// The responder's stream for `request`, or the refusal as a one-event stream.
+    fn reply(&self, thread: ThreadRecord, request: Result<TurnRequest, TurnError>) -> Next {
         let stream: TurnStream = match request {
             Ok(request) => self.chatkit.responder.respond(request),
             Err(refused) => futures::stream::iter([Err(refused)]).boxed(),
         };
-        let cx = ReplyContext {
-            owner: self.owner(),
-            store: &self.chatkit.store,
-            sink: &self.sink,
-            metrics: &self.chatkit.metrics,
-            limits: self.chatkit.limits(),
-        };
-        reply::run(&cx, thread, stream).await
+        Next::Reply(thread, stream)
     }
 }
 

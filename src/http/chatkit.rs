@@ -25,7 +25,7 @@ use utoipa::IntoParams;
 use super::body::RequestBody;
 use super::query::{Query, QueryParams, empty_as_none};
 use crate::auth::{AuthError, CurrentUser};
-use crate::chatkit::{ChatKit, Reply, RequestContext, request};
+use crate::chatkit::{ChatKit, Frames, Reply, RequestContext, request};
 use crate::content::{LessonPath, Mode};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
@@ -252,13 +252,13 @@ const MAX_CHUNK: usize = 64 * 1024;
 /// comment after `keepalive` without a frame. The keep-alive timer is re-armed only when it
 /// fires (from the time of the last frame), not once per frame.
 struct SseBody {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    rx: Frames,
     keepalive: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
     last_frame: tokio::time::Instant,
 }
 
 impl SseBody {
-    fn new(rx: tokio::sync::mpsc::Receiver<Bytes>, keepalive: Option<Duration>) -> Self {
+    fn new(rx: Frames, keepalive: Option<Duration>) -> Self {
         let now = tokio::time::Instant::now();
         Self {
             rx,
@@ -276,6 +276,7 @@ impl futures::Stream for SseBody {
         let this = self.get_mut();
         match this.rx.poll_recv(cx) {
             Poll::Ready(Some(first)) => {
+                let first = *first;
                 if this.keepalive.is_some() {
                     this.last_frame = tokio::time::Instant::now();
                 }
@@ -326,7 +327,7 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let mut body = SseBody::new(rx, None);
         for n in 0..5 {
-            tx.send(Bytes::from(format!("data: {n}\n\n")))
+            tx.send(Box::new(Bytes::from(format!("data: {n}\n\n"))))
                 .await
                 .expect("send");
         }
@@ -335,7 +336,7 @@ mod tests {
             chunk,
             "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n"
         );
-        tx.send(Bytes::from_static(b"data: 5\n\n"))
+        tx.send(Box::new(Bytes::from_static(b"data: 5\n\n")))
             .await
             .expect("send");
         drop(tx);
@@ -353,7 +354,7 @@ mod tests {
         let reader = tokio::spawn(body.collect::<Vec<_>>());
         let started = tokio::time::Instant::now();
         while started.elapsed() < every * 2 {
-            tx.send(Bytes::from_static(b"data: {}\n\n"))
+            tx.send(Box::new(Bytes::from_static(b"data: {}\n\n")))
                 .await
                 .expect("send");
             tokio::time::sleep(Duration::from_millis(10)).await;

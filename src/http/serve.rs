@@ -21,6 +21,7 @@
 //!   retried after a pause instead of ending the server.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,8 +31,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -69,21 +71,21 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Connections {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive)
         .keep_alive_timeout(limits.http2_keepalive);
-    // The version is sniffed below (`peek`), so hyper-util must not read it again: its own
-    // version read hands hyper the first 24 bytes alone, and hyper then grows the read buffer
-    // of every HTTP/1 connection from 8 to 16 KiB to fit the rest of the request head — 8 KiB
-    // more for as long as a held stream's connection lives (docs/BENCHMARKS.md).
-    let builders = Arc::new([builder.clone().http1_only(), builder.http2_only()]);
+    // The version is sniffed below (`peek`), so each connection goes straight to hyper's
+    // builder for it: hyper-util's own version read hands hyper the first 24 bytes alone, and
+    // hyper then grows the read buffer of every HTTP/1 connection from 8 to 16 KiB to fit the
+    // rest of the request head — 8 KiB more for as long as a held stream's connection lives
+    // (docs/BENCHMARKS.md).
+    let builders = Arc::new((http1, http2));
     let connections = Connections {
         stop: CancellationToken::new(),
         tracker: TaskTracker::new(),
@@ -126,8 +128,9 @@ pub async fn serve(
             });
         let builders = builders.clone();
         let stop = connections.stop.clone();
-        connections.tracker.spawn(async move {
-            let sniffed = first_bytes_within(&stream, limits.header_read_timeout).await;
+        let task = async move {
+            // Boxed: its timers are dead space once the version is known.
+            let sniffed = Box::pin(first_bytes_within(&stream, limits.header_read_timeout)).await;
             match sniffed {
                 None => {
                     tracing::debug!(%peer, "closed a connection that sent no request in time");
@@ -147,35 +150,23 @@ pub async fn serve(
                 // control bounds what one stream buffers).
                 clock.disable();
             }
-            let [http1, http2] = &*builders;
-            let builder = if idle_limit.is_some() { http2 } else { http1 };
-            let conn = builder.serve_connection(
-                TokioIo::new(ConnIo::new(stream, clock)),
-                TowerToHyperService::new(service),
-            );
-            tokio::pin!(conn);
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(err) = result {
-                            tracing::debug!(%peer, error = %err, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = stop.cancelled(), if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    () = idle(opened, &last_request, idle_limit), if !closing && idle_limit.is_some() => {
-                        // GOAWAY: streams still open finish, no new ones start.
-                        tracing::debug!(%peer, "closing an idle HTTP/2 connection");
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
+            let io = TokioIo::new(ConnIo::new(stream, clock));
+            let service = TowerToHyperService::new(service);
+            let (http1, http2) = &*builders;
+            match idle_limit {
+                // Boxed: HTTP/2 (h2c) is the rare case and its connection state the larger;
+                // inline, every HTTP/1 connection (every held stream) would carry its size.
+                Some(_) => {
+                    let conn = http2.serve_connection(io, service);
+                    Box::pin(drive(conn, peer, &stop, opened, &last_request, idle_limit)).await;
+                }
+                None => {
+                    let conn = http1.serve_connection(io, service);
+                    drive(conn, peer, &stop, opened, &last_request, None).await;
                 }
             }
-        });
+        };
+        connections.tracker.spawn(task);
     }
     drop(listener);
     connections
@@ -204,6 +195,43 @@ fn millis_since(opened: Instant) -> u64 {
 
 /// Resolves once the connection opened at `opened` has started no request for `limit`
 /// (never when `limit` is `None`).
+/// Runs one connection until it ends: on `stop` (shutdown) or, with `idle_limit`, after that
+/// long without a request, it is closed gracefully (open requests finish first).
+async fn drive<C>(
+    conn: C,
+    peer: SocketAddr,
+    stop: &CancellationToken,
+    opened: Instant,
+    last_request: &AtomicU64,
+    idle_limit: Option<Duration>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
+                break;
+            }
+            () = stop.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = idle(opened, last_request, idle_limit), if !closing && idle_limit.is_some() => {
+                // GOAWAY: streams still open finish, no new ones start.
+                tracing::debug!(%peer, "closing an idle HTTP/2 connection");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
 async fn idle(opened: Instant, last_request: &AtomicU64, limit: Option<Duration>) {
     let Some(limit) = limit else {
         return std::future::pending().await;

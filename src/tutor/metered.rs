@@ -105,12 +105,13 @@ impl Metered {
     pub fn reply(&self, prompt: &Prompt) -> TurnStream {
         let this = self.clone();
         let prompt = prompt.clone();
-        futures::stream::once(async move {
+        // Boxed, so that the admission's state is freed once the reply streams.
+        futures::stream::once(Box::pin(async move {
             match this.open_reply(&prompt).await {
                 Ok(stream) => stream,
                 Err(refusal) => refusal_reply(&refusal),
             }
-        })
+        }))
         .flatten()
         .boxed()
     }

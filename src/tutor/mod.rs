@@ -228,10 +228,11 @@ fn offline_reply(ctx: Context) -> TurnStream {
 impl Responder for Tutor {
     fn respond(&self, request: TurnRequest) -> TurnStream {
         let tutor = self.clone();
-        futures::stream::once(async move {
-            // Boxed: loading a lesson (cache tiers, origin fetch) is a large future; inline,
-            // its space would stay allocated in this stream for the whole reply. The profile
-            // is fetched at the same time (at most `profile::TIMEOUT`).
+        // The whole setup boxed, so it is freed once the reply starts (inline, its space, the
+        // request's among it, would stay allocated in this stream for the whole reply).
+        futures::stream::once(Box::pin(async move {
+            // Boxed: loading a lesson (cache tiers, origin fetch) is a large future. The
+            // profile is fetched at the same time (at most `profile::TIMEOUT`).
             let profile = async {
                 match (&tutor.inner.profiles, &request.bearer) {
                     (Some(p), Some(bearer)) => Some((*p.get(bearer).await).clone()),
@@ -241,7 +242,7 @@ impl Responder for Tutor {
             let (lesson, profile) =
                 futures::future::join(Box::pin(tutor.lesson(&request)), Box::pin(profile)).await;
             tutor.respond_in_context(request, lesson, profile)
-        })
+        }))
         .flatten()
         .boxed()
     }

@@ -48,7 +48,8 @@ type Item = Result<TurnEvent, TurnError>;
 
 /// One walk turn for `ctx` (which has a lesson); `cap` is `TEACH_CONTEXT_CHARS`.
 pub fn run(ctx: Context, voice: Voice, cap: usize) -> TurnStream {
-    futures::stream::once(async move {
+    // Boxed, so that the turn's setup (the judge's call among it) is freed once it streams.
+    futures::stream::once(Box::pin(async move {
         let Some(lesson) = ctx.lesson.clone() else {
             return offline::reply(&ctx);
         };
@@ -89,7 +90,7 @@ pub fn run(ctx: Context, voice: Voice, cap: usize) -> TurnStream {
             // whole reply, and the walk stays where it was.
             Err(CallError::Refused(r)) => refusal_reply(&r),
         }
-    })
+    }))
     .flatten()
     .boxed()
 }
