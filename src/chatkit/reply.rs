@@ -437,7 +437,12 @@ mod tests {
             .map(|d| Ok(TurnEvent::Delta(d.into())))
             .chain(end)
             .boxed();
-        let result = run(&cx, thread.clone(), stream).await;
+        let reply = run(&cx, thread.clone(), stream);
+        // A held stream waits in this future for the whole reply: what runs per event or at
+        // the end must stay boxed (672 bytes in a debug build, 1,544 with `apply` inline).
+        let size = std::mem::size_of_val(&reply);
+        assert!(size <= 1024, "a reply in flight takes {size} bytes");
+        let result = reply.await;
         assert!(matches!(result, Err(Stop::Disconnected)), "{result:?}");
         let page = PageQuery::first(10, Order::Asc);
         let items = store
