@@ -169,15 +169,16 @@ struct Driver {
 
 impl Driver {
     /// The whole stream. Kept small, as a held stream waits in it for the whole reply: `plan`
-    /// comes boxed and the setup runs boxed, both freed before the reply (inline, their larger
-    /// state would stay allocated with the task; an `async fn` would also keep a second copy of
-    /// its arguments; docs/BENCHMARKS.md, "The stream driver's size").
+    /// comes boxed and goes into the setup, which runs boxed; both are freed before the reply
+    /// (inline, their larger state would stay allocated with the task; an `async fn` would
+    /// also keep a second copy of its arguments; docs/BENCHMARKS.md, "The stream driver's
+    /// size").
     fn run(self, plan: Box<Plan>) -> impl Future<Output = ()> {
         let metrics = self.chatkit.metrics.clone();
-        metrics.active_streams.inc();
-        let started = Instant::now();
         async move {
-            let outcome = match Box::pin(self.execute(*plan)).await {
+            metrics.active_streams.inc();
+            let started = Instant::now();
+            let outcome = match Box::pin(self.execute(plan)).await {
                 Ok(Next::Reply(thread, stream)) => {
                     let cx = ReplyContext {
                         owner: self.owner(),
@@ -215,8 +216,10 @@ impl Driver {
         }
     }
 
-    async fn execute(&self, plan: Plan) -> Result<Next, Stop> {
-        match plan {
+    /// The setup; takes the box so that it is freed with the setup (a box moved out of stays
+    /// allocated until it goes out of scope).
+    async fn execute(&self, plan: Box<Plan>) -> Result<Next, Stop> {
+        match *plan {
             Plan::Create(id, input) => self.create(id, input).await,
             Plan::Message(thread, input) => self.user_turn(thread, input).await,
             Plan::ToolOutput(thread, call, result) => self.tool_output(thread, call, result).await,

@@ -193,8 +193,6 @@ fn millis_since(opened: Instant) -> u64 {
     u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Resolves once the connection opened at `opened` has started no request for `limit`
-/// (never when `limit` is `None`).
 /// Runs one connection until it ends: on `stop` (shutdown) or, with `idle_limit`, after that
 /// long without a request, it is closed gracefully (open requests finish first).
 async fn drive<C>(
@@ -232,6 +230,8 @@ async fn drive<C>(
     }
 }
 
+/// Resolves once the connection opened at `opened` has started no request for `limit`
+/// (never when `limit` is `None`).
 async fn idle(opened: Instant, last_request: &AtomicU64, limit: Option<Duration>) {
     let Some(limit) = limit else {
         return std::future::pending().await;
