@@ -199,6 +199,15 @@ impl Write {
     }
 
     /// The threads this write touches (a batch holds each at most once).
+    /// The thread this write creates or changes, if any: its items must be on it.
+    fn own_thread(&self) -> Option<&str> {
+        match (&self.create, &self.changes) {
+            (Some(t), _) => Some(&t.id),
+            (None, Some(c)) => Some(&c.thread_id),
+            (None, None) => None,
+        }
+    }
+
     fn threads(&self) -> impl Iterator<Item = &str> {
         let create = self.create.as_ref().map(|t| t.id.as_str());
         let changes = self.changes.as_ref().map(|c| c.thread_id.as_str());
@@ -520,10 +529,7 @@ async fn execute_sqlite(
     writes: &[&Write],
 ) -> Result<Vec<StoreResult<()>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let creates: Vec<(&str, &NewThread)> = writes
-        .iter()
-        .filter_map(|w| w.create.as_ref().map(|t| (w.owner.as_str(), t)))
-        .collect();
+    let creates = owned(writes, |w| w.create.as_ref());
     let mut created: HashSet<String> = HashSet::new();
     for chunk in creates.chunks(SQLITE_ROWS) {
         let sql = format!(
@@ -545,10 +551,7 @@ async fn execute_sqlite(
         }
         created.extend(query.fetch_all(&mut *tx).await?);
     }
-    let changes: Vec<(&str, &Changes)> = writes
-        .iter()
-        .filter_map(|w| w.changes.as_ref().map(|c| (w.owner.as_str(), c)))
-        .collect();
+    let changes = owned(writes, |w| w.changes.as_ref());
     let mut updated: HashSet<String> = HashSet::new();
     for chunk in changes.chunks(SQLITE_ROWS) {
         // `VALUES` in FROM names its columns column1…column7: id, owner, title?, title,
@@ -583,18 +586,13 @@ async fn execute_sqlite(
     // refuses the rest (another owner's thread, a thread gone).
     // An item of a write that creates or changes a thread must be on that thread (as `via` in
     // `BATCH_SQL`); one that is not is refused, and its write answers `NoSuchThread`.
-    let own_thread = |w: &Write, i: &ItemRow| match (&w.create, &w.changes) {
-        (Some(t), _) => t.id == i.thread_id,
-        (None, Some(c)) => c.thread_id == i.thread_id,
-        (None, None) => true,
-    };
     let items: Vec<(&str, &ItemRow)> = writes
         .iter()
         .filter(|w| thread_done(w))
         .flat_map(|w| {
             w.items
                 .iter()
-                .filter(|i| own_thread(w, i))
+                .filter(|i| w.own_thread().is_none_or(|t| t == i.thread_id))
                 .map(|i| (w.owner.as_str(), i))
         })
         .collect();
@@ -628,6 +626,17 @@ async fn execute_sqlite(
         .map(|(thread, id)| (thread.as_str(), id.as_str()))
         .collect();
     Ok(answers(writes, thread_done, &stored))
+}
+
+/// `part` of every write that has one, with the write's owner.
+fn owned<'a, T>(
+    writes: &[&'a Write],
+    part: impl Fn(&'a Write) -> Option<&'a T>,
+) -> Vec<(&'a str, &'a T)> {
+    writes
+        .iter()
+        .filter_map(|w| part(w).map(|p| (w.owner.as_str(), p)))
+        .collect()
 }
 
 /// `rows` groups of `width` `?` placeholders: `(?, ?), (?, ?)`.
